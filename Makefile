@@ -1,0 +1,31 @@
+# Quickstart: `make demo` runs the main job, `make test` runs the tests.
+# Both build .venv/ with nothing but Python 3 and make; the stamps reinstall when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test bench clean docs
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.demo-installed: pyproject.toml | $(PY)
+	$(PIP) install -e ".[demo]"
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PIP) install -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(PY) -m npmlp demo
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.test-installed
+	$(PY) -m npmlp bench --peers
+
+clean:
+	rm -rf $(VENV) runs build dist src/*.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,4 @@
+"""``python -m npmlp``."""
+from npmlp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,352 @@
+"""The multilayer perceptron of seed part 2: forward pass, loss, penalty, two backprops.
+
+Examples are rows (``X`` of shape ``(n, d)``); weight matrices keep the seed's
+``(fan_out, fan_in)`` shape, so every formula of the seed transposes cleanly:
+
+==============================  ==============================
+seed (one example per column)   npmlp (one example per row)
+==============================  ==============================
+``h_a = W1 x + b1``             ``Ha = X @ W1.T + b1``
+``h_s = rect(h_a)``             ``Hs = rect(Ha)``
+``o_a = W2 h_s + b2``           ``Oa = Hs @ W2.T + b2``
+``o_s = softmax(o_a)``          ``Os = softmax(Oa)`` (per row)
+``grad_oa = o_s - onehot(y)``   ``dOa = (Os - onehot(y)) / n``
+``grad_W2 = grad_oa h_s^T``     ``dW2 = dOa.T @ Hs``
+``grad_b2 = sum over examples`` ``db2 = dOa.sum(axis=0)``
+``grad_hs = W2^T grad_oa``      ``dHs = dOa @ W2``
+``grad_ha = grad_hs * 1[ha>0]`` ``dHa = dHs * rect'(Ha)``
+``grad_W1 = grad_ha x^T``       ``dW1 = dHa.T @ X``
+==============================  ==============================
+
+With ``L`` weight matrices the objective (seed 2.18) is the empirical risk plus
+the elastic-net penalty::
+
+    R(theta) = mean_i -log softmax(Oa_i)[y_i]
+               + sum_l ( l1[l] * sum|W_l| + l2[l] * sum W_l**2 )
+
+Biases are never penalised. The matrix backprop handles a whole minibatch at once;
+the loop backprop visits one example at a time with the very same per-layer
+functions and averages, as the seed's first version did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import functions as F
+
+Array = NDArray[np.floating]
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def linear(H: Array, W: Array, b: Array) -> Array:
+    """``A = H @ W.T + b``: ``H`` (n, fan_in), ``W`` (fan_out, fan_in), ``b`` (fan_out,)."""
+    return H @ W.T + b
+
+
+def linear_backward(dA: Array, H: Array, W: Array, *, need_dH: bool = True) -> tuple[Array | None, Array, Array]:
+    """Backprop through ``A = H @ W.T + b``.
+
+    Parameters
+    ----------
+    dA : array of shape (n, fan_out)
+        Gradient of the loss with respect to ``A``.
+    H : array of shape (n, fan_in)
+        The layer's input.
+    W : array of shape (fan_out, fan_in)
+
+    Returns
+    -------
+    dH : array of shape (n, fan_in), or None when ``need_dH`` is false
+    dW : array of shape (fan_out, fan_in)
+    db : array of shape (fan_out,)
+    """
+    dH = dA @ W if need_dH else None
+    return dH, dA.T @ H, dA.sum(axis=0)
+
+
+def nll_logits_grad(Oa: Array, y: NDArray[np.integer]) -> Array:
+    """Gradient of ``mean_i -log softmax(Oa_i)[y_i]`` with respect to the logits ``Oa``.
+
+    Returns ``(softmax(Oa) - onehot(y)) / n`` of shape (n, m).
+    """
+    # NOTE: the fused form softmax - onehot is only valid for a softmax output with the
+    # negative log-likelihood loss (seed 2.7); it avoids the softmax Jacobian entirely.
+    n = Oa.shape[0]
+    dOa = F.softmax(Oa)
+    dOa[np.arange(n), y] -= 1
+    dOa /= n
+    return dOa
+
+
+def nll(Oa: Array, y: NDArray[np.integer]) -> np.floating:
+    """Mean negative log-likelihood from logits ``Oa`` (n, m) and labels ``y`` (n,).
+
+    Returns a NumPy scalar of the logits' dtype.
+    """
+    # NOTE: log-softmax of the logits, never log(softmax): softmax underflows to 0 for
+    # a confident wrong answer and log(0) = -inf.
+    return -np.mean(F.log_softmax(Oa)[np.arange(Oa.shape[0]), y])
+
+
+def per_layer(value: float | Sequence[float], n_layers: int, name: str) -> tuple[float, ...]:
+    """Expand one coefficient, or check a list of one per weight matrix."""
+    values = [value] if np.isscalar(value) else list(value)  # type: ignore[list-item]
+    if len(values) == 1:
+        values = values * n_layers
+    if len(values) != n_layers:
+        raise ValueError(
+            f"{name} needs one value or one per weight matrix ({n_layers}). Got {len(values)} values instead."
+        )
+    out = tuple(float(v) for v in values)
+    if any(not np.isfinite(v) or v < 0 for v in out):
+        raise ValueError(f"{name} coefficients must be finite and >= 0. Got {out} instead.")
+    return out
+
+
+@dataclass
+class Forward:
+    """What the forward pass keeps for backprop.
+
+    ``inputs[l]`` is the input of layer ``l`` (``inputs[0] = X``), ``pre[l]`` the
+    pre-activation of hidden layer ``l`` (``Ha`` in the seed), ``logits`` the output
+    pre-activation ``Oa`` of shape (n, m).
+    """
+
+    inputs: list[Array]
+    pre: list[Array]
+    logits: Array
+
+
+class MLP:
+    """A multilayer perceptron with a softmax output and elastic-net penalty.
+
+    Parameters
+    ----------
+    params : dict of str to array
+        ``W1, b1, W2, b2, ...`` counted from the input; ``W_l`` of shape
+        (fan_out, fan_in), ``b_l`` of shape (fan_out,), all of one float dtype.
+    activation : str
+        Hidden activation, a key of :data:`npmlp.functions.ACTIVATIONS`.
+    l1, l2 : float or sequence of float
+        Elastic-net coefficients, one for all weight matrices or one per matrix.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Array],
+        *,
+        activation: str = "rect",
+        l1: float | Sequence[float] = 0.0,
+        l2: float | Sequence[float] = 0.0,
+    ) -> None:
+        self.params = params
+        self.activation = F.canonical_activation(activation)
+        self._f, self._df = F.get_activation(self.activation)
+        self._check_params()
+        self.l1 = per_layer(l1, self.n_layers, "l1")
+        self.l2 = per_layer(l2, self.n_layers, "l2")
+
+    @classmethod
+    def initialize(
+        cls,
+        sizes: Sequence[int],
+        *,
+        rng: np.random.Generator,
+        activation: str = "rect",
+        l1: float | Sequence[float] = 0.0,
+        l2: float | Sequence[float] = 0.0,
+        dtype: str | type = "float64",
+    ) -> "MLP":
+        """A new network with layer sizes ``(d, h1, ..., m)``.
+
+        ``W ~ U[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` and ``b = 0`` as in the course,
+        drawn from ``rng``.
+        """
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(f"sizes must be at least (inputs, classes), each >= 1. Got {sizes} instead.")
+        dt = np.dtype(resolve_dtype(dtype))
+        params: dict[str, Array] = {}
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            bound = 1 / np.sqrt(fan_in)
+            params[f"W{l}"] = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dt)
+            params[f"b{l}"] = np.zeros(fan_out, dtype=dt)
+        return cls(params, activation=activation, l1=l1, l2=l2)
+
+    def _check_params(self) -> None:
+        n = len(self.params) // 2
+        names = [f"{p}{l}" for l in range(1, n + 1) for p in "Wb"]
+        if n < 1 or sorted(self.params) != sorted(names):
+            raise ValueError(f"params must be named W1, b1, ..., W{n}, b{n}. Got {sorted(self.params)} instead.")
+        dtypes = {a.dtype for a in self.params.values()}
+        if len(dtypes) != 1 or not np.issubdtype(dtypes.pop(), np.floating):
+            raise TypeError(f"params must share one float dtype. Got {sorted(map(str, {a.dtype for a in self.params.values()}))}.")
+        for l in range(1, n + 1):
+            W, b = self.params[f"W{l}"], self.params[f"b{l}"]
+            if W.ndim != 2 or b.shape != (W.shape[0],):
+                raise ValueError(f"W{l} {W.shape} and b{l} {b.shape} do not make a layer.")
+            if l > 1 and W.shape[1] != self.params[f"W{l-1}"].shape[0]:
+                raise ValueError(f"cannot chain W{l-1} {self.params[f'W{l-1}'].shape} and W{l} {W.shape}.")
+        # Keep the canonical order W1, b1, W2, b2, ... whatever order came in.
+        self.params = {k: self.params[k] for k in names}
+
+    # -- shape facts -----------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """Number of weight matrices (hidden layers + 1)."""
+        return len(self.params) // 2
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Layer sizes ``(d, h1, ..., m)``."""
+        Ws = self.weights
+        return (Ws[0].shape[1], *(W.shape[0] for W in Ws))
+
+    @property
+    def weights(self) -> list[Array]:
+        return [self.params[f"W{l}"] for l in range(1, self.n_layers + 1)]
+
+    @property
+    def biases(self) -> list[Array]:
+        return [self.params[f"b{l}"] for l in range(1, self.n_layers + 1)]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["W1"].dtype
+
+    def check_input(self, X: ArrayLike, y: ArrayLike | None = None) -> tuple[Array, NDArray[np.intp] | None]:
+        """Validate ``X`` (n, d) and optional labels ``y`` (n,) against this network."""
+        X = np.asarray(X)
+        d, m = self.sizes[0], self.sizes[-1]
+        if X.ndim != 2 or X.shape[1] != d:
+            raise ValueError(f"X must have shape (n, {d}). Got {X.shape} instead.")
+        if X.dtype != self.dtype:
+            X = X.astype(self.dtype)
+        if y is None:
+            return X, None
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape ({X.shape[0]},) to match X. Got {y.shape} instead.")
+        if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= m):
+            raise ValueError(f"y must hold integers in [0, {m}). Got {y.dtype} values in [{y.min()}, {y.max()}].")
+        return X, y.astype(np.intp, copy=False)
+
+    # -- forward ---------------------------------------------------------------------
+    def forward(self, X: Array) -> Forward:
+        """Run the network on ``X`` (n, d), keeping what backprop needs."""
+        inputs, pre = [X], []
+        H = X
+        Ws, bs = self.weights, self.biases
+        for W, b in zip(Ws[:-1], bs[:-1]):
+            A = linear(H, W, b)
+            H = self._f(A)
+            pre.append(A)
+            inputs.append(H)
+        return Forward(inputs, pre, linear(H, Ws[-1], bs[-1]))
+
+    def logits(self, X: ArrayLike, *, batch_size: int = 4096) -> Array:
+        """Output pre-activations ``Oa`` of shape (n, m), computed in batches."""
+        X, _ = self.check_input(X)
+        parts = [self.forward(X[i : i + batch_size]).logits for i in range(0, X.shape[0], batch_size)]
+        return np.concatenate(parts) if parts else np.empty((0, self.sizes[-1]), self.dtype)
+
+    def predict_proba(self, X: ArrayLike) -> Array:
+        """Class probabilities ``softmax(Oa)`` of shape (n, m)."""
+        return F.softmax(self.logits(X))
+
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
+        """Most probable class per row, shape (n,)."""
+        return np.argmax(self.logits(X), axis=1)
+
+    # -- objective -------------------------------------------------------------------
+    def loss(self, X: ArrayLike, y: ArrayLike) -> np.floating:
+        """Mean negative log-likelihood on ``(X, y)``, without the penalty (a scalar of :attr:`dtype`)."""
+        X, y = self.check_input(X, y)
+        return nll(self.forward(X).logits, y)
+
+    def penalty(self) -> np.floating:
+        """``sum_l l1[l] * ||W_l||_1 + l2[l] * ||W_l||_2^2`` (a scalar of :attr:`dtype`)."""
+        zero = self.dtype.type(0)
+        return sum((a * F.l1(W) + b * F.l2_squared(W) for W, a, b in zip(self.weights, self.l1, self.l2)), zero)
+
+    def objective(self, X: ArrayLike, y: ArrayLike) -> np.floating:
+        """The regularised empirical risk: :meth:`loss` + :meth:`penalty` (seed 2.18)."""
+        return self.loss(X, y) + self.penalty()
+
+    # -- backprop --------------------------------------------------------------------
+    def _data_gradients(self, X: Array, y: NDArray[np.intp]) -> dict[str, Array]:
+        """Gradients of the mean NLL over the rows of ``X``, one matrix pass."""
+        fw = self.forward(X)
+        dA = nll_logits_grad(fw.logits, y)
+        grads: dict[str, Array] = {}
+        for l in range(self.n_layers, 0, -1):
+            dH, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(
+                dA, fw.inputs[l - 1], self.params[f"W{l}"], need_dH=l > 1
+            )
+            if l > 1:
+                dA = dH * self._df(fw.pre[l - 2])  # type: ignore[operator]
+        return {k: grads[k] for k in self.params}
+
+    def add_penalty_gradients(self, grads: dict[str, Array]) -> dict[str, Array]:
+        """Add ``l1 * sign(W) + 2 * l2 * W`` to each ``dW`` in place (seed 2.18)."""
+        for l, (a, b) in enumerate(zip(self.l1, self.l2), start=1):
+            W, dW = self.params[f"W{l}"], grads[f"W{l}"]
+            if a:
+                dW += a * np.sign(W)
+            if b:
+                dW += (2 * b) * W
+        return grads
+
+    def gradients(self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix") -> dict[str, Array]:
+        """Gradient of :meth:`objective` for every parameter, by name.
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+        y : array of shape (n,)
+        backprop : {"matrix", "loop"}
+            ``matrix`` handles the minibatch in one pass; ``loop`` one example at a
+            time, then averages (seed part 3, Q6-Q7).
+
+        Returns
+        -------
+        dict with the keys and shapes of :attr:`params`.
+        """
+        X, y = self.check_input(X, y)
+        if backprop not in BACKPROPS:
+            raise ValueError(f"backprop must be one of {', '.join(BACKPROPS)}. Got {backprop!r} instead.")
+        assert y is not None
+        return self.add_penalty_gradients(BACKPROPS[backprop](self, X, y))
+
+
+def matrix_backprop(net: MLP, X: Array, y: NDArray[np.intp]) -> dict[str, Array]:
+    """Data-term gradients for the whole minibatch in one matrix pass."""
+    return net._data_gradients(X, y)
+
+
+def loop_backprop(net: MLP, X: Array, y: NDArray[np.intp]) -> dict[str, Array]:
+    """Data-term gradients one example at a time, then averaged (the seed's loop)."""
+    total = {k: np.zeros_like(v) for k, v in net.params.items()}
+    for i in range(X.shape[0]):
+        for k, g in net._data_gradients(X[i : i + 1], y[i : i + 1]).items():
+            total[k] += g
+    n = max(X.shape[0], 1)
+    for g in total.values():
+        g /= n
+    return total
+
+
+BACKPROPS = {"matrix": matrix_backprop, "loop": loop_backprop}
+
+
+def resolve_dtype(dtype: str | type | np.dtype) -> type:
+    """``"float64"``/``"float32"`` (or the NumPy type) to the NumPy scalar type."""
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {name!r} instead.")
+    return DTYPES[name]

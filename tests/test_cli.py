@@ -1,0 +1,64 @@
+"""The command line: exit codes, JSON on stdout only, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from npmlp.cli import main
+
+
+@pytest.mark.parametrize("act", ["rect", "tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("hidden", ["2", "8,8"])
+@pytest.mark.parametrize("K", ["1", "10"])
+def test_gradcheck_json_passes(act: str, hidden: str, K: str, capsys) -> None:
+    argv = ["gradcheck", "--json", "--hidden", hidden, "--activation", act, "--l1", "1e-3", "--l2", "1e-3", "--batch-size", K]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] is True and doc["max_rel_error"] < 1e-6 and doc["tol"] == 1e-6
+    n_layers = len(hidden.split(",")) + 1
+    assert list(doc["params"]) == [f"{p}{l}" for l in range(1, n_layers + 1) for p in "Wb"]
+    assert set(doc["params"]["W1"]) == {"max_rel_error", "checked", "skipped_kinks"}
+
+
+def test_gradcheck_text_is_seed_style(capsys) -> None:
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    for name in ("W1", "b1", "W2", "b2"):
+        assert f"The true gradient for the parameter {name} :" in out
+        assert f"The estimated gradient for the parameter {name} :" in out
+        assert f"The ratio between the two grads for the parameter {name} :" in out
+    assert out.rstrip().endswith("PASSED")
+
+
+def test_gradcheck_over_tolerance_exits_1(capsys) -> None:
+    # A tolerance no float arithmetic can meet makes the check fail.
+    assert main(["gradcheck", "--json", "--tol", "1e-300", "--activation", "tanh"]) == 1
+    assert json.loads(capsys.readouterr().out)["passed"] is False
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["gradcheck", "--hidden", "0"], "sizes must be >= 1"),
+        (["gradcheck", "--hidden", "a,b"], "expected integers separated by commas"),
+        (["gradcheck", "--l1", "-1"], "coefficients must be finite and >= 0"),
+        (["gradcheck", "--l2", "1,2,3"], r"l2 needs one value or one per weight matrix \(2\)"),
+        (["gradcheck", "--activation", "elu"], "invalid choice"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(argv: list[str], match: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and __import__("re").search(match, err[-1])
+
+
+def test_python_dash_m_and_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "npmlp", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("npmlp ")

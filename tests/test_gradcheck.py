@@ -1,0 +1,77 @@
+"""The gradient checker passes correct gradients, catches wrong ones and skips kinks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from npmlp.gradcheck import check_gradients
+from npmlp.network import MLP
+
+
+@pytest.mark.parametrize("act", ["rect", "tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("hidden", [(2,), (8, 8)])
+@pytest.mark.parametrize("K", [1, 10])
+def test_passes_with_every_penalty_on(act: str, hidden: tuple[int, ...], K: int) -> None:
+    rng = np.random.default_rng(3)
+    net = MLP.initialize((2, *hidden, 2), rng=rng, activation=act, l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((K, 2)), rng.integers(0, 2, K)
+    report = check_gradients(net, X, y)
+    assert report.passed and report.max_rel_error < 1e-6, report.format_text()
+    assert sum(p.checked + p.skipped_kinks for p in report.params.values()) == sum(v.size for v in net.params.values())
+
+
+def flipped_sign(net: MLP, X, y) -> dict:
+    g = net.gradients(X, y)
+    g["W2"] = -g["W2"]
+    return g
+
+
+def forgotten_penalty(net: MLP, X, y) -> dict:
+    from npmlp.network import matrix_backprop
+
+    return matrix_backprop(net, X, y)  # the data term alone
+
+
+@pytest.mark.parametrize("wrong", [flipped_sign, forgotten_penalty])
+def test_catches_a_wrong_gradient(wrong) -> None:
+    rng = np.random.default_rng(0)
+    net = MLP.initialize((2, 3, 2), rng=rng, activation="tanh", l1=1e-2, l2=1e-2)
+    X, y = rng.standard_normal((5, 2)), rng.integers(0, 2, 5)
+    report = check_gradients(net, X, y, gradient_fn=wrong)
+    assert not report.passed
+    assert report.params["W2"].max_rel_error > 1e-3
+    assert "FAILED" in report.format_text()
+
+
+def test_kinks_are_skipped_and_counted() -> None:
+    # An input of exactly zero puts every first-layer pre-activation at b1 = 0: the
+    # rect kink sits right under the step, so all those entries must be skipped.
+    net = MLP.initialize((2, 3, 2), rng=np.random.default_rng(0), l1=1e-3)
+    report = check_gradients(net, np.zeros((1, 2)), np.array([1]))
+    assert report.params["b1"].skipped_kinks == 3
+    assert report.passed
+
+
+def test_subset_is_reported(rng) -> None:
+    net = MLP.initialize((30, 20, 3), rng=rng)
+    X, y = rng.standard_normal((4, 30)), rng.integers(0, 3, 4)
+    report = check_gradients(net, X, y, max_entries=25, rng=rng)
+    assert report.params["W1"].checked + report.params["W1"].skipped_kinks == 25
+    assert report.params["b2"].checked + report.params["b2"].skipped_kinks == 3
+    assert report.passed
+
+
+def test_float32_network_passes_its_own_tolerance(rng) -> None:
+    net = MLP.initialize((3, 5, 3), rng=rng, activation="tanh", dtype="float32", l2=1e-3)
+    X, y = rng.standard_normal((6, 3)).astype(np.float32), rng.integers(0, 3, 6)
+    report = check_gradients(net, X, y)
+    assert report.tol == 1e-3 and report.passed
+
+
+def test_network_is_left_unchanged(rng) -> None:
+    net = MLP.initialize((2, 3, 2), rng=rng)
+    before = {k: v.copy() for k, v in net.params.items()}
+    check_gradients(net, rng.standard_normal((3, 2)), np.array([0, 1, 0]))
+    for k in before:
+        np.testing.assert_array_equal(before[k], net.params[k])

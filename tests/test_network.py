@@ -1,0 +1,120 @@
+"""The MLP: hand-worked loss, shapes and dtypes, loop == matrix backprop, input errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from npmlp.network import MLP, nll, per_layer
+
+ACTS = ["rect", "tanh", "sigmoid", "softplus"]
+
+
+def tiny_net() -> MLP:
+    # d=2, one hidden layer of 2 rect units, m=2; numbers chosen to be worked by hand.
+    params = {
+        "W1": np.array([[1.0, -1.0], [0.5, 2.0]]),
+        "b1": np.array([0.0, -1.0]),
+        "W2": np.array([[1.0, 0.0], [-1.0, 1.0]]),
+        "b2": np.array([0.0, 0.5]),
+    }
+    return MLP(params, activation="rect", l1=[0.1, 0.0], l2=[0.0, 0.2])
+
+
+def test_loss_worked_by_hand() -> None:
+    net = tiny_net()
+    X, y = np.array([[1.0, 1.0]]), np.array([1])
+    # Ha = [1 - 1 + 0, 0.5 + 2 - 1] = [0, 1.5];  Hs = rect(Ha) = [0, 1.5]
+    # Oa = [1*0 + 0*1.5 + 0, -1*0 + 1*1.5 + 0.5] = [0, 2]
+    # L = -Oa[1] + log(e^0 + e^2) = -2 + log(1 + e^2)
+    assert net.loss(X, y) == pytest.approx(-2 + np.log1p(np.exp(2)), rel=1e-15)
+    # penalty = 0.1 * |W1|_1 + 0.2 * |W2|_2^2 = 0.1 * 4.5 + 0.2 * 3
+    assert net.penalty() == pytest.approx(0.45 + 0.6, rel=1e-15)
+    assert net.objective(X, y) == pytest.approx(-2 + np.log1p(np.exp(2)) + 1.05, rel=1e-15)
+    g = net.gradients(X, y)
+    # dOa = softmax([0, 2]) - [0, 1] = [s0, s1 - 1] with s0 = 1 / (1 + e^2)
+    s0 = 1 / (1 + np.exp(2))
+    np.testing.assert_allclose(g["b2"], [s0, -s0], rtol=1e-14)
+    # dW2 = dOa^T Hs + 2 * 0.2 * W2
+    np.testing.assert_allclose(g["W2"], np.outer([s0, -s0], [0, 1.5]) + 0.4 * net.params["W2"], rtol=1e-14)
+    # dHs = dOa W2 = [s0 + s0, -s0];  dHa = dHs * [Ha > 0] = [0, -s0] (rect'(0) = 0)
+    np.testing.assert_allclose(g["b1"], [0, -s0], rtol=1e-14)
+    np.testing.assert_allclose(g["W1"], np.outer([0, -s0], [1, 1]) + 0.1 * np.sign(net.params["W1"]), rtol=1e-14)
+
+
+def test_nll_is_finite_for_confident_wrong_answers() -> None:
+    Oa = np.array([[1000.0, -1000.0]])
+    assert nll(Oa, np.array([1])) == pytest.approx(2000.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hidden", [(3,), (4, 3)])
+def test_gradients_have_parameter_shapes_and_dtypes(dtype: type, hidden: tuple[int, ...], rng) -> None:
+    net = MLP.initialize((5, *hidden, 3), rng=rng, dtype=dtype, l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((7, 5)).astype(dtype), rng.integers(0, 3, 7)
+    for backprop in ("matrix", "loop"):
+        g = net.gradients(X, y, backprop=backprop)
+        assert list(g) == list(net.params) == [f"{p}{l}" for l in range(1, len(hidden) + 2) for p in "Wb"]
+        for k, v in g.items():
+            assert v.shape == net.params[k].shape and v.dtype == dtype, k
+    assert net.predict_proba(X).dtype == dtype
+    assert net.loss(X, y).dtype == dtype
+
+
+def test_initialisation_follows_the_course(rng) -> None:
+    net = MLP.initialize((100, 50, 10), rng=rng)
+    assert np.all(np.abs(net.params["W1"]) <= 1 / np.sqrt(100))
+    assert np.all(np.abs(net.params["W2"]) <= 1 / np.sqrt(50))
+    assert np.abs(net.params["W1"]).max() > 0.9 / np.sqrt(100)  # uniform over the whole range
+    assert not net.params["b1"].any() and not net.params["b2"].any()
+    again = MLP.initialize((100, 50, 10), rng=np.random.default_rng(12345))
+    np.testing.assert_array_equal(again.params["W1"], net.params["W1"])
+
+
+CASES = list(itertools.product(ACTS, [(6,), (5, 4), (5, 4, 3)], [(0, 0), (1e-3, 0), (0, 1e-3), (1e-2, 1e-2)]))
+
+
+@pytest.mark.parametrize("act,hidden,penalty", CASES)
+def test_loop_and_matrix_backprop_agree(act: str, hidden: tuple[int, ...], penalty: tuple[float, float]) -> None:
+    rng = np.random.default_rng(7)
+    net = MLP.initialize((4, *hidden, 3), rng=rng, activation=act, l1=penalty[0], l2=penalty[1])
+    X, y = rng.standard_normal((13, 4)), rng.integers(0, 3, 13)
+    gm, gl = net.gradients(X, y, backprop="matrix"), net.gradients(X, y, backprop="loop")
+    for k in gm:
+        scale = np.abs(gm[k]).max()
+        np.testing.assert_allclose(gl[k], gm[k], rtol=1e-10, atol=1e-10 * scale, err_msg=k)
+
+
+def test_predict_is_argmax_of_proba(rng) -> None:
+    net = MLP.initialize((3, 8, 4), rng=rng)
+    X = rng.standard_normal((5000, 3))  # more than one evaluation batch
+    P = net.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-12)
+    np.testing.assert_array_equal(net.predict(X), P.argmax(axis=1))
+
+
+def test_penalties_per_weight_matrix() -> None:
+    assert per_layer(1e-3, 2, "l1") == (1e-3, 1e-3)
+    assert per_layer([1e-3, 0], 2, "l1") == (1e-3, 0.0)
+    with pytest.raises(ValueError, match=r"l2 needs one value or one per weight matrix \(2\)\. Got 3 values"):
+        per_layer([1, 2, 3], 2, "l2")
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        per_layer(-1, 2, "l1")
+
+
+def test_bad_inputs_name_the_problem(rng) -> None:
+    net = MLP.initialize((2, 3, 2), rng=rng)
+    with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)\. Got \(5, 3\) instead\."):
+        net.predict(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=r"y must hold integers in \[0, 2\)"):
+        net.gradients(np.zeros((2, 2)), np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"y must have shape \(2,\)"):
+        net.gradients(np.zeros((2, 2)), np.array([0]))
+    with pytest.raises(ValueError, match="backprop must be one of matrix, loop"):
+        net.gradients(np.zeros((1, 2)), np.array([0]), backprop="autograd")
+    with pytest.raises(ValueError, match="dtype must be one of float64, float32"):
+        MLP.initialize((2, 2), rng=rng, dtype="float16")
+    with pytest.raises(ValueError, match=r"cannot chain W1 \(3, 2\) and W2 \(2, 4\)"):
+        MLP({"W1": np.zeros((3, 2)), "b1": np.zeros(3), "W2": np.zeros((2, 4)), "b2": np.zeros(2)})
