@@ -43,12 +43,19 @@ Array = NDArray[np.floating]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
-def linear(H: Array, W: Array, b: Array) -> Array:
-    """``A = H @ W.T + b``: ``H`` (n, fan_in), ``W`` (fan_out, fan_in), ``b`` (fan_out,)."""
-    return H @ W.T + b
+def linear(H: Array, W: Array, b: Array, *, out: Array | None = None) -> Array:
+    """``A = H @ W.T + b``: ``H`` (n, fan_in), ``W`` (fan_out, fan_in), ``b`` (fan_out,).
+
+    ``out``, of shape (n, fan_out), receives the result instead of a new array.
+    """
+    A = np.matmul(H, W.T, out=out)  # NOTE: W.T is a transpose flag for BLAS, not a copy
+    A += b
+    return A
 
 
-def linear_backward(dA: Array, H: Array, W: Array, *, need_dH: bool = True) -> tuple[Array | None, Array, Array]:
+def linear_backward(
+    dA: Array, H: Array, W: Array, *, need_dH: bool = True, out: "LayerGrads | None" = None
+) -> tuple[Array | None, Array, Array]:
     """Backprop through ``A = H @ W.T + b``.
 
     Parameters
@@ -58,6 +65,8 @@ def linear_backward(dA: Array, H: Array, W: Array, *, need_dH: bool = True) -> t
     H : array of shape (n, fan_in)
         The layer's input.
     W : array of shape (fan_out, fan_in)
+    out : (dH, dW, db) buffers, optional
+        Arrays of the shapes below to write into instead of allocating.
 
     Returns
     -------
@@ -65,8 +74,12 @@ def linear_backward(dA: Array, H: Array, W: Array, *, need_dH: bool = True) -> t
     dW : array of shape (fan_out, fan_in)
     db : array of shape (fan_out,)
     """
-    dH = dA @ W if need_dH else None
-    return dH, dA.T @ H, dA.sum(axis=0)
+    dH_out, dW_out, db_out = out if out is not None else (None, None, None)
+    dH = np.matmul(dA, W, out=dH_out) if need_dH else None
+    return dH, np.matmul(dA.T, H, out=dW_out), np.sum(dA, axis=0, out=db_out)
+
+
+LayerGrads = tuple["Array | None", "Array | None", "Array | None"]
 
 
 def nll_logits_grad(Oa: Array, y: NDArray[np.integer]) -> Array:
@@ -237,17 +250,22 @@ class MLP:
         return X, y.astype(np.intp, copy=False)
 
     # -- forward ---------------------------------------------------------------------
-    def forward(self, X: Array) -> Forward:
-        """Run the network on ``X`` (n, d), keeping what backprop needs."""
+    def forward(self, X: Array, *, workspace: "Workspace | None" = None) -> Forward:
+        """Run the network on ``X`` (n, d), keeping what backprop needs.
+
+        With a :class:`Workspace`, every intermediate array is written into its
+        preallocated buffers (sliced to ``n`` rows) instead of new arrays.
+        """
+        n, ws = X.shape[0], workspace
         inputs, pre = [X], []
         H = X
         Ws, bs = self.weights, self.biases
-        for W, b in zip(Ws[:-1], bs[:-1]):
-            A = linear(H, W, b)
-            H = self._f(A)
+        for l, (W, b) in enumerate(zip(Ws[:-1], bs[:-1])):
+            A = linear(H, W, b, out=ws.A[l][:n] if ws else None)
+            H = self._f(A) if not ws else ws.activate(A, out=ws.H[l][:n])
             pre.append(A)
             inputs.append(H)
-        return Forward(inputs, pre, linear(H, Ws[-1], bs[-1]))
+        return Forward(inputs, pre, linear(H, Ws[-1], bs[-1], out=ws.A[-1][:n] if ws else None))
 
     def logits(self, X: ArrayLike, *, batch_size: int = 4096) -> Array:
         """Output pre-activations ``Oa`` of shape (n, m), computed in batches."""
@@ -279,30 +297,50 @@ class MLP:
         return self.loss(X, y) + self.penalty()
 
     # -- backprop --------------------------------------------------------------------
-    def _data_gradients(self, X: Array, y: NDArray[np.intp]) -> dict[str, Array]:
-        """Gradients of the mean NLL over the rows of ``X``, one matrix pass."""
-        fw = self.forward(X)
+    def _data_gradients(
+        self, X: Array, y: NDArray[np.intp], *, workspace: "Workspace | None" = None
+    ) -> dict[str, Array]:
+        """Gradients of the mean NLL over the rows of ``X``, one matrix pass.
+
+        With a :class:`Workspace` the gradients are written into its buffers (and
+        returned as those buffers): nothing is allocated but a few (n, m) arrays.
+        """
+        n, ws = X.shape[0], workspace
+        fw = self.forward(X, workspace=ws)
         dA = nll_logits_grad(fw.logits, y)
         grads: dict[str, Array] = {}
         for l in range(self.n_layers, 0, -1):
+            out = (ws.dH[l - 2][:n] if l > 1 else None, ws.grads[f"W{l}"], ws.grads[f"b{l}"]) if ws else None
             dH, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(
-                dA, fw.inputs[l - 1], self.params[f"W{l}"], need_dH=l > 1
+                dA, fw.inputs[l - 1], self.params[f"W{l}"], need_dH=l > 1, out=out
             )
-            if l > 1:
-                dA = dH * self._df(fw.pre[l - 2])  # type: ignore[operator]
+            if l > 1:  # dHa = dHs * f'(Ha), elementwise (seed 2.13-2.14)
+                dA = (ws or self).activation_backward(dH, fw.pre[l - 2])  # type: ignore[arg-type]
         return {k: grads[k] for k in self.params}
 
-    def add_penalty_gradients(self, grads: dict[str, Array]) -> dict[str, Array]:
-        """Add ``l1 * sign(W) + 2 * l2 * W`` to each ``dW`` in place (seed 2.18)."""
+    def activation_backward(self, dH: Array, A: Array) -> Array:
+        """``dA = dH * f'(A)``, written into ``dH``."""
+        return np.multiply(dH, self._df(A), out=dH)
+
+    def add_penalty_gradients(
+        self, grads: dict[str, Array], *, scratch: dict[str, Array] | None = None
+    ) -> dict[str, Array]:
+        """Add ``l1 * sign(W) + 2 * l2 * W`` to each ``dW`` in place (seed 2.18).
+
+        ``scratch`` (one array per weight matrix) avoids the temporaries.
+        """
         for l, (a, b) in enumerate(zip(self.l1, self.l2), start=1):
             W, dW = self.params[f"W{l}"], grads[f"W{l}"]
+            S = scratch[f"W{l}"] if scratch is not None else np.empty_like(W)
             if a:
-                dW += a * np.sign(W)
+                dW += np.multiply(np.sign(W, out=S), a, out=S)
             if b:
-                dW += (2 * b) * W
+                dW += np.multiply(W, 2 * b, out=S)
         return grads
 
-    def gradients(self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix") -> dict[str, Array]:
+    def gradients(
+        self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix", workspace: Workspace | None = None
+    ) -> dict[str, Array]:
         """Gradient of :meth:`objective` for every parameter, by name.
 
         Parameters
@@ -312,6 +350,9 @@ class MLP:
         backprop : {"matrix", "loop"}
             ``matrix`` handles the minibatch in one pass; ``loop`` one example at a
             time, then averages (seed part 3, Q6-Q7).
+        workspace : Workspace, optional
+            Buffers for the matrix backprop (the training loop's hot path); the
+            returned arrays are then the workspace's and are overwritten next call.
 
         Returns
         -------
@@ -321,17 +362,63 @@ class MLP:
         if backprop not in BACKPROPS:
             raise ValueError(f"backprop must be one of {', '.join(BACKPROPS)}. Got {backprop!r} instead.")
         assert y is not None
-        return self.add_penalty_gradients(BACKPROPS[backprop](self, X, y))
+        grads = BACKPROPS[backprop](self, X, y, workspace)
+        return self.add_penalty_gradients(grads, scratch=workspace.scratch if workspace else None)
 
 
-def matrix_backprop(net: MLP, X: Array, y: NDArray[np.intp]) -> dict[str, Array]:
+class Workspace:
+    """Preallocated buffers for minibatches of up to ``batch_size`` rows.
+
+    The training loop's hot path runs forward and backprop into these arrays, so an
+    epoch allocates nothing the size of a weight matrix or of a minibatch of inputs.
+    ``A[l]``/``H[l]`` hold layer ``l``'s pre-activation and output, ``dH[l]`` the
+    gradient with respect to ``H[l]``, ``grads`` one array per parameter.
+    """
+
+    def __init__(self, net: MLP, batch_size: int) -> None:
+        dt, sizes = net.dtype, net.sizes
+        self.A = [np.empty((batch_size, s), dt) for s in sizes[1:]]
+        self.H = [np.empty((batch_size, s), dt) for s in sizes[1:-1]]
+        self.dH = [np.empty((batch_size, s), dt) for s in sizes[1:-1]]
+        self.grads = {k: np.empty_like(v) for k, v in net.params.items()}
+        self.X = np.empty((batch_size, sizes[0]), dt)
+        self.y = np.empty(batch_size, np.intp)
+        self.scratch = {k: np.empty_like(v) for k, v in net.params.items() if k[0] == "W"}
+        self._f, self._df = net._f, net._df
+        self._rect = net.activation == "rect"
+
+    def activate(self, A: Array, *, out: Array) -> Array:
+        """The hidden activation of ``A`` written into ``out``."""
+        if self._rect:  # NOTE: the one activation with a cheap in-place form
+            return np.maximum(A, A.dtype.type(0), out=out)
+        out[...] = self._f(A)
+        return out
+
+    def activation_backward(self, dH: Array, A: Array) -> Array:
+        """``dA = dH * f'(A)`` written into ``dH``; for rect, zeroing where ``A <= 0`` does it."""
+        if self._rect:  # NOTE: a bool mask costs 1/8 of a float array and needs no cast buffer
+            np.copyto(dH, 0, where=A <= 0)
+            return dH
+        return np.multiply(dH, self._df(A), out=dH)
+
+    def gather(self, X: Array, y: NDArray[np.intp], index: NDArray[np.intp]) -> tuple[Array, NDArray[np.intp]]:
+        """Rows ``index`` of ``(X, y)`` copied into the minibatch buffers: one gather, no allocation."""
+        k = index.shape[0]
+        # NOTE: mode="clip" because the default "raise" stages the rows in a temporary
+        # before writing `out`; the indices come from a permutation, so none is clipped.
+        return np.take(X, index, axis=0, out=self.X[:k], mode="clip"), np.take(y, index, out=self.y[:k], mode="clip")
+
+
+def matrix_backprop(net: MLP, X: Array, y: NDArray[np.intp], workspace: Workspace | None = None) -> dict[str, Array]:
     """Data-term gradients for the whole minibatch in one matrix pass."""
-    return net._data_gradients(X, y)
+    return net._data_gradients(X, y, workspace=workspace)
 
 
-def loop_backprop(net: MLP, X: Array, y: NDArray[np.intp]) -> dict[str, Array]:
+def loop_backprop(net: MLP, X: Array, y: NDArray[np.intp], workspace: Workspace | None = None) -> dict[str, Array]:
     """Data-term gradients one example at a time, then averaged (the seed's loop)."""
-    total = {k: np.zeros_like(v) for k, v in net.params.items()}
+    total = workspace.grads if workspace else {k: np.empty_like(v) for k, v in net.params.items()}
+    for g in total.values():
+        g.fill(0)
     for i in range(X.shape[0]):
         for k, g in net._data_gradients(X[i : i + 1], y[i : i + 1]).items():
             total[k] += g

@@ -1,0 +1,321 @@
+"""Minibatch gradient descent: the epoch loop, history, stopping rules and resumable state.
+
+Seed 2.6 and part 3: shuffled minibatches of size K (the last, partial one included),
+``theta <- theta - eta_t * grad`` (or momentum, Nesterov, Adam), for a number of
+epochs or until ``||theta_{t+1} - theta_t|| < epsilon`` (measured here across one
+epoch), with optional early stopping on the validation error.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .network import BACKPROPS, MLP, Array, Workspace, nll
+from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
+
+Split = tuple[Array, NDArray[np.intp]]
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run: the network and how to fit it.
+
+    The field names are the command line's flags (``--batch-size`` is ``batch_size``).
+    """
+
+    hidden: Sequence[int] = (10,)
+    activation: str = "rect"
+    l1: float | Sequence[float] = 0.0
+    l2: float | Sequence[float] = 0.0
+    dtype: str = "float64"
+    optimizer: str = "sgd"
+    lr: float = 0.03
+    lr_schedule: str = "constant"
+    lr_decay: float = 0.01
+    lr_step: int = 10
+    lr_gamma: float = 0.5
+    momentum: float = 0.9
+    batch_size: int = 10
+    epochs: int = 200
+    tol: float = 0.0
+    early_stopping: int | None = None
+    backprop: str = "matrix"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.hidden = [int(h) for h in ([self.hidden] if isinstance(self.hidden, int) else self.hidden)]
+        for name, valid in (("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("backprop", BACKPROPS)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(sorted(valid))}. Got {getattr(self, name)!r} instead.")
+        for name in ("batch_size", "epochs", "lr_step"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1. Got {getattr(self, name)} instead.")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0. Got {self.lr} instead.")
+        if self.early_stopping is not None and self.early_stopping < 1:
+            raise ValueError(f"early_stopping (patience) must be >= 1. Got {self.early_stopping} instead.")
+        if self.tol < 0 or not 0 <= self.momentum < 1:
+            raise ValueError(f"tol must be >= 0 and momentum in [0, 1). Got {self.tol} and {self.momentum}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("l1", "l2"):
+            d[k] = list(d[k]) if isinstance(d[k], (list, tuple)) else d[k]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def build(self, n_features: int, n_classes: int, rng: np.random.Generator) -> MLP:
+        """A freshly initialised network for this configuration."""
+        sizes = (n_features, *self.hidden, n_classes)
+        return MLP.initialize(sizes, rng=rng, activation=self.activation, l1=self.l1, l2=self.l2, dtype=self.dtype)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the network (best parameters when early stopping ran) and its history."""
+
+    net: MLP
+    history: list[dict[str, Any]]
+    stopped_because: str
+    best_epoch: int | None = None
+    message: str = ""
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    def final(self) -> dict[str, float | None]:
+        """Errors of the returned parameters (the best epoch's with early stopping)."""
+        row = self.history[self.best_epoch - 1] if self.best_epoch else (self.history[-1] if self.history else {})
+        return {f"{s}_error": row.get(f"{s}_error") for s in SPLITS}
+
+
+def evaluate(net: MLP, X: Array, y: NDArray[np.intp], *, batch_size: int = 8192) -> tuple[float, float]:
+    """Mean NLL (without penalty) and classification error of ``net`` on ``(X, y)``, batched."""
+    if X.shape[0] == 0:
+        return float("nan"), float("nan")
+    loss_sum, wrong = 0.0, 0
+    for i in range(0, X.shape[0], batch_size):
+        Oa = net.forward(X[i : i + batch_size]).logits
+        yb = y[i : i + batch_size]
+        loss_sum += float(nll(Oa, yb)) * yb.shape[0]
+        wrong += int(np.count_nonzero(Oa.argmax(axis=1) != yb))
+    return loss_sum / X.shape[0], wrong / X.shape[0]
+
+
+#: A train loss this many times that of guessing uniformly (log m) means divergence:
+#: with an exploding step the loss grows huge long before it overflows to inf.
+DIVERGENCE_FACTOR = 100.0
+
+
+def diverged(net: MLP, train_loss: float) -> bool:
+    """True when the parameters or the loss are non-finite, or the loss has exploded."""
+    finite = all(np.isfinite(P).all() for P in net.params.values())
+    return not (finite and train_loss <= DIVERGENCE_FACTOR * math.log(max(net.sizes[-1], 2)))
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run exactly where it stopped."""
+
+    epoch: int = 0  # completed epochs
+    batch: int = 0  # minibatches done in the epoch in progress
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_params: dict[str, Array] | None = None
+    rng_epoch_start: dict[str, Any] | None = None  # RNG state that drew this epoch's permutation
+
+
+class Trainer:
+    """Runs minibatch gradient descent on one network; the hot path allocates nothing big.
+
+    Parameters
+    ----------
+    net : MLP
+        Trained in place.
+    config : TrainConfig
+    rng : numpy.random.Generator
+        Draws each epoch's permutation of the training rows.
+    """
+
+    def __init__(self, net: MLP, config: TrainConfig, rng: np.random.Generator) -> None:
+        self.net, self.config, self.rng = net, config, rng
+        options = {"momentum": config.momentum} if config.optimizer in ("momentum", "nesterov") else {}
+        self.optimizer = make_optimizer(config.optimizer, net.params, **options)
+        self.workspace = Workspace(net, config.batch_size)
+        self.state = TrainState()
+        self.stop_requested = False  # set by a signal handler: stop after this minibatch
+
+    def lr_at(self, epoch: int) -> float:
+        c = self.config
+        return learning_rate(c.lr_schedule, c.lr, epoch, epochs=c.epochs, decay=c.lr_decay, step=c.lr_step, gamma=c.lr_gamma)
+
+    def run_epoch(self, X: Array, y: NDArray[np.intp]) -> bool:
+        """Train over one shuffled pass of ``(X, y)``, from minibatch ``state.batch`` on.
+
+        Returns False when a stop was requested mid-epoch (the state then says where).
+        """
+        net, ws, K, st = self.net, self.workspace, self.config.batch_size, self.state
+        if st.batch == 0:
+            st.rng_epoch_start = self.rng.bit_generator.state
+        else:  # resuming mid-epoch: redraw the very same permutation
+            self.rng.bit_generator.state = st.rng_epoch_start
+        order = self.rng.permutation(X.shape[0])
+        lr, backprop = self.lr_at(st.epoch), BACKPROPS[self.config.backprop]
+        for start in range(st.batch * K, X.shape[0], K):
+            Xb, yb = ws.gather(X, y, order[start : start + K])
+            # The inputs were validated once by train(): straight to the backprop.
+            grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws), scratch=ws.scratch)
+            self.optimizer.step(net.params, grads, lr)
+            st.batch += 1
+            if self.stop_requested:
+                return False
+        st.batch = 0
+        return True
+
+
+def _fmt(row: Mapping[str, Any]) -> str:
+    parts = [f"epoch {row['epoch']}"]
+    for s in SPLITS:
+        if row.get(f"{s}_loss") is not None:
+            parts.append(f"{s} {row[f'{s}_loss']:.4f}/{100 * row[f'{s}_error']:.2f}%")
+    parts.append(f"{row['seconds']:.2f}s")
+    return "  ".join(parts)
+
+
+class Progress:
+    """One line per epoch on stderr (tqdm when installed), silent when not wanted."""
+
+    def __init__(self, enabled: bool, total: int, initial: int = 0) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+        if self.enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the bar is a nicety: print plain lines without it
+                return
+            self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False)
+
+    def epoch(self, row: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(_fmt(row), file=sys.stderr)
+            self.bar.update(1)
+        else:
+            print(_fmt(row), file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(
+    splits: Mapping[str, Split],
+    config: TrainConfig,
+    *,
+    net: MLP | None = None,
+    trainer: Trainer | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[Trainer], None] | None = None,
+) -> TrainResult:
+    """Fit a network on ``splits["train"]``, evaluating every split after each epoch.
+
+    Parameters
+    ----------
+    splits : mapping of "train", optionally "valid" and "test", to (X, y)
+        ``X`` of shape (n, d) in the configuration's dtype, ``y`` of shape (n,).
+    config : TrainConfig
+    net : MLP, optional
+        Start from this network instead of a fresh one.
+    trainer : Trainer, optional
+        Continue this trainer (a resumed run: its state says where).
+    progress : bool
+        One line per epoch on stderr when stderr is a terminal.
+    on_epoch : callable, optional
+        Called with the trainer after every epoch (checkpoints) and when a stop was
+        requested mid-epoch.
+
+    Returns
+    -------
+    TrainResult
+    """
+    X, y = splits["train"]
+    if trainer is None:
+        rng = np.random.default_rng(config.seed)
+        net = net if net is not None else config.build(X.shape[1], int(y.max()) + 1, rng)
+        trainer = Trainer(net, config, rng)
+    splits = {k: trainer.net.check_input(*v) for k, v in splits.items()}  # type: ignore[misc]
+    if config.early_stopping and "valid" not in splits:
+        raise ValueError("early_stopping needs a validation split. Got none.")
+    bar = Progress(progress, config.epochs, trainer.state.epoch)
+    try:
+        return _loop(trainer, splits, bar, on_epoch)
+    finally:
+        bar.close()
+
+
+def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch: Callable[[Trainer], None] | None) -> TrainResult:
+    net, st, config = trainer.net, trainer.state, trainer.config
+    X, y = splits["train"]
+    stopped = "max_epochs"
+    while st.epoch < config.epochs:
+        before = {k: v.copy() for k, v in net.params.items()}
+        tic = time.perf_counter()
+        finished = trainer.run_epoch(X, y)
+        seconds = time.perf_counter() - tic
+        if not finished:
+            if on_epoch:
+                on_epoch(trainer)
+            return TrainResult(net, st.history, "interrupted", st.best_epoch)
+        row: dict[str, Any] = {"epoch": st.epoch + 1, "lr": trainer.lr_at(st.epoch)}
+        for s in SPLITS:
+            loss, err = evaluate(net, *splits[s]) if s in splits else (None, None)
+            row[f"{s}_loss"], row[f"{s}_error"] = loss, err
+        row["seconds"] = seconds
+        if diverged(net, row["train_loss"]):
+            net.params.update(before)
+            msg = (f"training diverged in epoch {st.epoch + 1} (train loss {row['train_loss']:.3g}); kept the "
+                   f"parameters of epoch {st.epoch}. Lower the learning rate (now {config.lr:g}).")
+            return TrainResult(net, st.history, "diverged", st.best_epoch, msg)
+        st.history.append(row)
+        st.epoch += 1
+        bar.epoch(row)
+        stopped = _stopping(trainer, before, row)
+        if on_epoch:
+            on_epoch(trainer)
+        if stopped != "running":
+            break
+    else:
+        stopped = "max_epochs"
+    if config.early_stopping and st.best_params is not None:
+        net.params.update({k: v.copy() for k, v in st.best_params.items()})
+    return TrainResult(net, st.history, stopped, st.best_epoch)
+
+
+def _stopping(trainer: Trainer, before: Mapping[str, Array], row: Mapping[str, Any]) -> str:
+    """Update the early-stopping record; say why training must stop, or ``running``."""
+    net, st, config = trainer.net, trainer.state, trainer.config
+    if config.early_stopping:
+        best = st.history[st.best_epoch - 1]["valid_error"] if st.best_epoch else math.inf
+        if row["valid_error"] < best:
+            st.best_epoch, st.best_params = row["epoch"], {k: v.copy() for k, v in net.params.items()}
+        elif row["epoch"] - (st.best_epoch or 0) >= config.early_stopping:
+            return "early_stopping"
+    if config.tol > 0:
+        change = math.sqrt(sum(float(np.sum((net.params[k] - before[k]) ** 2)) for k in before))
+        if change < config.tol:
+            return "converged"
+    return "running"

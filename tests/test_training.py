@@ -1,0 +1,148 @@
+"""The training loop: learning, determinism, loop == matrix, stopping rules, divergence, memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from npmlp.training import Trainer, TrainConfig, evaluate, train
+
+
+def rings(n: int, seed: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Two concentric rings (radius 1.0: class 0, radius 0.6: class 1)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(y == 0, 1.0, 0.6)
+    X = np.c_[radius * np.cos(angle), radius * np.sin(angle)].astype(dtype)
+    return X, y
+
+
+def splits(dtype=np.float64) -> dict:
+    X, y = rings(600, 0, dtype)
+    return {"train": (X[:360], y[:360]), "valid": (X[360:480], y[360:480]), "test": (X[480:], y[480:])}
+
+
+def test_learns_the_rings() -> None:
+    result = train(splits(), TrainConfig(hidden=[10], batch_size=10, epochs=60, lr=0.1, seed=1))
+    assert result.stopped_because == "max_epochs" and result.epochs_run == 60
+    assert result.final()["test_error"] <= 0.02
+    first, last = result.history[0], result.history[-1]
+    assert last["train_loss"] < first["train_loss"] / 4
+    assert set(first) == {"epoch", "lr", "seconds"} | {f"{s}_{m}" for s in ("train", "valid", "test") for m in ("loss", "error")}
+
+
+def test_same_seed_same_bits() -> None:
+    config = TrainConfig(hidden=[8], batch_size=7, epochs=5, lr=0.05, optimizer="adam", l1=1e-3, l2=1e-3, seed=3)
+    a, b = train(splits(), config), train(splits(), config)
+    for k in a.net.params:
+        np.testing.assert_array_equal(a.net.params[k], b.net.params[k])
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+def test_loop_and_matrix_give_the_same_trajectory(optimizer: str) -> None:
+    kw = dict(hidden=[6], batch_size=16, epochs=3, lr=0.02, optimizer=optimizer, l1=1e-3, l2=1e-3, seed=5)
+    m = train(splits(), TrainConfig(backprop="matrix", **kw))
+    lo = train(splits(), TrainConfig(backprop="loop", **kw))
+    for k in m.net.params:
+        np.testing.assert_allclose(lo.net.params[k], m.net.params[k], rtol=1e-9, atol=1e-12)
+
+
+def test_early_stopping_restores_the_best_epoch() -> None:
+    # A learning rate this high makes the validation error wander: patience 2 stops it.
+    result = train(splits(), TrainConfig(hidden=[10], batch_size=10, epochs=200, lr=0.5, early_stopping=2, seed=0))
+    assert result.stopped_because == "early_stopping"
+    best = result.best_epoch
+    assert best is not None and result.epochs_run == best + 2
+    errors = [r["valid_error"] for r in result.history]
+    assert errors[best - 1] == min(errors)
+    X, y = splits()["valid"]
+    assert evaluate(result.net, X, y)[1] == pytest.approx(errors[best - 1])
+
+
+def test_tol_stops_when_parameters_settle() -> None:
+    result = train(splits(), TrainConfig(hidden=[4], batch_size=360, epochs=500, lr=1e-4, tol=1e-3, seed=0))
+    assert result.stopped_because == "converged" and result.epochs_run < 500
+
+
+def test_divergence_is_caught_and_parameters_stay_finite() -> None:
+    result = train(splits(), TrainConfig(hidden=[10], batch_size=10, epochs=5, lr=1e6, seed=0))
+    assert result.stopped_because == "diverged"
+    assert "Lower the learning rate" in result.message
+    assert all(np.isfinite(P).all() for P in result.net.params.values())
+
+
+def test_float32_stays_float32() -> None:
+    result = train(splits(np.float32), TrainConfig(hidden=[8], dtype="float32", optimizer="adam", l1=1e-4, l2=1e-4, epochs=2))
+    assert {P.dtype for P in result.net.params.values()} == {np.dtype(np.float32)}
+
+
+def test_float64_data_for_a_float32_net_is_converted_once() -> None:
+    result = train(splits(np.float64), TrainConfig(hidden=[8], dtype="float32", epochs=1))
+    assert result.net.dtype == np.float32
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+def test_an_epoch_allocates_no_full_size_temporary(optimizer: str) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 300))
+    y = rng.integers(0, 10, 1000)
+    config = TrainConfig(hidden=[256], batch_size=100, epochs=1, optimizer=optimizer, l1=1e-4, l2=1e-4)
+    net = config.build(300, 10, rng)
+    trainer = Trainer(net, config, rng)
+    trainer.run_epoch(X, y)  # warm up: lazily created state
+    tracemalloc.start()
+    trainer.run_epoch(X, y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # W1 is 256 x 300 float64 = 614 kB, a minibatch of inputs 100 x 300 = 240 kB, of
+    # hidden units 100 x 256 = 205 kB. The epoch may allocate its permutation (8 kB),
+    # (100, 10) arrays and NumPy's fixed 64 kB ufunc buffer (broadcast bias add), nothing
+    # of any of those sizes.
+    assert peak < 100_000, peak
+
+
+def test_interrupt_then_continue_matches_an_uninterrupted_run() -> None:
+    config = TrainConfig(hidden=[8], batch_size=10, epochs=3, lr=0.05, optimizer="momentum", seed=2)
+    full = train(splits(), config)
+    rng = np.random.default_rng(config.seed)
+    X, y = splits()["train"]
+    net = config.build(2, 2, rng)
+    trainer = Trainer(net, config, rng)
+    calls = {"n": 0}
+
+    def stop_in_epoch_two(t: Trainer) -> None:
+        calls["n"] += 1
+
+    # Stop after 5 minibatches of epoch 2 by flipping the flag from a wrapped optimizer.
+    step = trainer.optimizer.step
+
+    def counting_step(params, grads, lr):
+        step(params, grads, lr)
+        if trainer.state.epoch == 1 and trainer.state.batch == 4:
+            trainer.stop_requested = True
+
+    trainer.optimizer.step = counting_step  # type: ignore[method-assign]
+    first = train(splits(), config, trainer=trainer, on_epoch=stop_in_epoch_two)
+    assert first.stopped_because == "interrupted" and trainer.state.batch == 5
+    trainer.stop_requested = False
+    trainer.optimizer.step = step  # type: ignore[method-assign]
+    rest = train(splits(), config, trainer=trainer)
+    assert rest.stopped_because == "max_epochs"
+    for k in full.net.params:
+        np.testing.assert_array_equal(rest.net.params[k], full.net.params[k])
+
+
+def test_bad_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="batch_size must be >= 1. Got 0"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        TrainConfig(lr=-1)
+    with pytest.raises(ValueError, match="early_stopping needs a validation split"):
+        train({"train": splits()["train"]}, TrainConfig(early_stopping=3))
