@@ -1,0 +1,772 @@
+"""Safe files: atomic writes, model files and training checkpoints.
+
+Atomic writes
+-------------
+Every file npmlp writes goes through :func:`atomic_open` (or its one-call helpers): the bytes
+go to a hidden temporary file ``.NAME.RANDOM.tmp`` in the target's directory, are flushed and
+fsynced, then ``os.replace`` swaps the file in and the directory is fsynced. A reader sees the
+old file or the new one, never half of one. On any error, a full disk included, the temporary
+file is removed, the old file is untouched and an ``OSError`` naming the path propagates.
+
+Model files: ``DIR/model.npz`` and ``DIR/config.json``
+------------------------------------------------------
+``model.npz`` is an uncompressed ``np.savez`` archive of the parameters ``W1, b1, W2, b2, ...``,
+float32 or float64, loadable with ``allow_pickle=False``. ``config.json`` holds::
+
+    {"format_version": 1, "npmlp_version": "0.1.0",
+     "architecture": {"sizes": [d, h1, ..., m], "activation": "rect", "dtype": "float64"},
+     "penalty": {"l1": [...], "l2": [...]},          # one value per weight matrix
+     "training": {...},                               # the caller's flags, to retrain
+     "arrays": {"W1": {"shape": [h1, d], "dtype": "float64"}, ...},
+     "sha256": "<arrays_sha256 of the parameters in the order W1, b1, W2, ...>"}
+
+Both files are written to temporary files and fsynced first; then ``model.npz`` is renamed
+into place, ``config.json`` last. ``config.json`` is the commit point: a loader starts from it,
+and its checksum says which arrays belong to it, so a crash in the two-rename window (new
+``model.npz``, old ``config.json``) is reported as a checksum mismatch, never loaded as a
+silently wrong model; a crash at any other moment leaves the old pair or the new pair whole.
+
+Checkpoints: ``DIR/checkpoint/``
+--------------------------------
+``checkpoint/arrays-<first 16 hex digits of its sha256>.npz`` holds the parameters as
+``param/NAME`` and the optimizer's arrays as ``state/NAME``; ``checkpoint/meta.json`` holds::
+
+    {"format_version": 1, "npmlp_version": "0.1.0",
+     "arrays_file": "arrays-0123456789abcdef.npz",
+     "arrays": {"param/W1": {"shape": [...], "dtype": "float64"}, ...},
+     "sha256": "<arrays_sha256 of the arrays in the order listed>",
+     "meta_sha256": "<sha256 of json.dumps(meta, sort_keys=True, separators=(",", ":"))>",
+     "meta": {...}}                                   # the caller's: epoch, history, RNG state
+
+A new checkpoint writes its arrays under a new name, so the old arrays file stays untouched
+(the same name means the same arrays), and ``meta.json`` is renamed last: that rename is the
+commit point. A crash at any moment leaves ``meta.json`` naming a complete arrays file, the
+old one or the new one; arrays files no ``meta.json`` names any more are deleted after the
+commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import struct
+import zipfile
+import zlib
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ModelFileError
+from .network import DTYPES, MLP
+
+__all__ = [
+    "Checkpoint",
+    "arrays_sha256",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "load_checkpoint",
+    "load_model",
+    "remove_checkpoint",
+    "rng_from_json",
+    "rng_state_to_json",
+    "run_status",
+    "save_checkpoint",
+    "save_model",
+]
+
+PathLike = str | os.PathLike[str]
+Listing = dict[str, tuple[tuple[int, ...], np.dtype]]
+
+FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 1
+MODEL_FILE = "model.npz"
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoint"
+META_FILE = "meta.json"
+MAX_JSON_BYTES = 64 * 2**20  # far above any real config or history; refuses a stray huge file
+_MAX_NPY_HEADER = 10_000
+_ARRAY_DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64",
+                 "uint8", "uint16", "uint32", "uint64", "bool")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*(/[A-Za-z_][A-Za-z0-9_.-]*)*")
+_SHA = re.compile(r"[0-9a-f]{64}")
+_ARRAYS_FILE = re.compile(r"arrays-[0-9a-f]{16}\.npz")
+_OUR_TEMP = re.compile(r"\.(arrays-[0-9a-f]{16}\.npz|meta\.json)\.[0-9a-f]{8}\.tmp")
+# What a damaged archive can raise from zipfile, zlib or numpy's .npy reader.
+_READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, OverflowError,
+                RuntimeError, NotImplementedError, struct.error, zlib.error, zipfile.BadZipFile,
+                zipfile.LargeZipFile)
+
+
+# -- atomic writes -------------------------------------------------------------------
+def _open_temp(path: Path, mode: str) -> tuple[Path, IO[Any]]:
+    """Create ``.NAME.RANDOM.tmp`` beside ``path``, mode 0o666 less the umask like ``open``."""
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        return tmp, (os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8", newline=""))
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make renames in ``directory`` durable; best effort, as some systems cannot open a directory."""
+    with suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(paths: Sequence[Path], replaced: Sequence[Path], exc: OSError) -> OSError:
+    """The error to raise when writing ``paths`` failed: it names them and says what was kept."""
+    kept = ("the previous contents are unchanged" if not replaced else
+            f"{', '.join(map(str, replaced))} was replaced, the rest kept their previous contents")
+    message = f"cannot write {', '.join(map(str, paths))}: {exc.strerror or exc}; {kept}."
+    return OSError(exc.errno, message) if exc.errno is not None else OSError(message)
+
+
+@contextmanager
+def _staged(targets: Sequence[tuple[Path, str]]) -> Iterator[list[IO[Any]]]:
+    """Write several files at once, then rename them into place in the order given.
+
+    Every file is complete and fsynced before the first rename, so the only window in
+    which a crash leaves a mix of old and new files is between the renames.
+    """
+    temps: list[tuple[Path, Path, IO[Any]]] = []
+    replaced: list[Path] = []
+    try:
+        for path, mode in targets:
+            temps.append((path, *_open_temp(path, mode)))
+        yield [f for _, _, f in temps]
+        for _, _, f in temps:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        for path, tmp, _ in temps:
+            os.replace(tmp, path)
+            replaced.append(path)
+    except OSError as exc:
+        raise _write_error([p for p, _ in targets], replaced, exc) from exc
+    finally:
+        for path, tmp, f in temps:
+            with suppress(OSError):
+                f.close()
+            if path not in replaced:
+                with suppress(OSError):
+                    os.unlink(tmp)
+    for directory in {p.parent for p, _ in targets}:
+        _fsync_dir(directory)
+
+
+@contextmanager
+def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open ``path`` for writing so that it is replaced whole or not at all.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write; its directory must exist.
+    mode : {"wb", "w"}
+        Binary, or UTF-8 text without newline translation.
+
+    Yields
+    ------
+    A file object on a temporary file beside ``path``. When the ``with`` block ends
+    normally the file is flushed, fsynced and renamed to ``path``; when it raises, the
+    temporary file is removed and ``path`` keeps its previous contents. An ``OSError``
+    (a full disk, say) comes out as an ``OSError`` with the same errno naming ``path``.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w'. Got {mode!r} instead.")
+    with _staged([(Path(path), mode)]) as (f,):
+        yield f
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`); return the path."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically as UTF-8, newlines as given; return the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> Path:
+    """Write ``obj`` to ``path`` atomically as JSON (indent 2); return the path.
+
+    NumPy scalars and arrays become numbers and lists. Raises ``ValueError`` for nan or
+    inf (JSON has no such numbers; Python would write a non-standard ``NaN``) and
+    ``TypeError`` for other objects, before anything is written.
+    """
+    return atomic_write_text(path, _json_text(obj, path))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _json_text(obj: Any, path: PathLike) -> str:
+    """``obj`` as JSON text for ``path``, finite numbers only."""
+    try:
+        return json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n"
+    except ValueError as exc:
+        raise ValueError(f"cannot write {path} as JSON: {exc} (nan and inf have no JSON form).") from exc
+    except TypeError as exc:
+        raise TypeError(f"cannot write {path} as JSON: {exc}.") from exc
+
+
+# -- checksums -----------------------------------------------------------------------
+def arrays_sha256(arrays: Mapping[str, NDArray[Any]]) -> str:
+    """SHA-256 hex digest of named arrays, whatever their byte order or memory layout.
+
+    For each name in the mapping's order it hashes ``name``, the dtype name (``float64``)
+    and the shape as comma-separated decimals, each followed by a NUL byte, then the
+    array's values as C-order little-endian bytes.
+    """
+    h = hashlib.sha256()
+    for name, value in arrays.items():
+        a = np.asarray(value)
+        h.update(f"{name}\0{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
+        h.update(a.astype(a.dtype.newbyteorder("<"), order="C", copy=False).tobytes())
+    return h.hexdigest()
+
+
+def _json_sha256(obj: Any) -> str:
+    """SHA-256 of canonical JSON (sorted keys, no spaces): equal for equal parsed documents."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _describe(arrays: Mapping[str, NDArray[Any]]) -> dict[str, dict[str, Any]]:
+    return {name: {"shape": list(a.shape), "dtype": a.dtype.name} for name, a in arrays.items()}
+
+
+def _refuse_nonfinite(arrays: Mapping[str, NDArray[Any]]) -> None:
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ModelFileError(f"refusing to save {name}: it holds nan/inf.")
+
+
+# -- reading and checking --------------------------------------------------------------
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _read_json(path: Path, hint: str = "") -> dict[str, Any]:
+    """The JSON object in ``path``, or :class:`ModelFileError` saying what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} is missing{hint}.") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}.") from exc
+    if len(raw) > MAX_JSON_BYTES:
+        raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES} bytes: it is not an npmlp file.")
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON: {exc}.") from exc
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{path} must hold a JSON object. Got {type(doc).__name__} instead.")
+    return doc
+
+
+_KINDS = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
+
+
+def _get(doc: Mapping[str, Any], key: str, kind: type, path: Path, where: str = "") -> Any:
+    """``doc[key]`` if present and of type ``kind`` (bools are not integers)."""
+    if key not in doc:
+        raise ModelFileError(f"{path} lacks the key {where + key!r}.")
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ModelFileError(f"{path}: {where + key!r} must be {_KINDS[kind]}. Got {_short(value)} instead.")
+    return value
+
+
+def _ints(value: list[Any], name: str, path: Path, *, minimum: int) -> list[int]:
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
+        raise ModelFileError(f"{path}: {name!r} must hold integers >= {minimum}. Got {_short(value)} instead.")
+    return value
+
+
+def _sha_field(doc: Mapping[str, Any], key: str, path: Path) -> str:
+    value = _get(doc, key, str, path)
+    if not _SHA.fullmatch(value):
+        raise ModelFileError(f"{path}: {key!r} must be 64 lowercase hex digits. Got {_short(value)} instead.")
+    return value
+
+
+def _check_format_version(doc: Mapping[str, Any], path: Path, known: int) -> None:
+    from . import __version__  # NOTE: imported here: the package may import this module first.
+
+    version = _get(doc, "format_version", int, path)
+    if version > known:
+        raise ModelFileError(
+            f"{path} has format_version {version}, newer than this npmlp {__version__} reads "
+            f"(up to {known}): upgrade npmlp to load it."
+        )
+    if version < 1:
+        raise ModelFileError(f"{path}: 'format_version' must be 1 to {known}. Got {version} instead.")
+    _get(doc, "npmlp_version", str, path)
+
+
+def _parse_listing(doc: Mapping[str, Any], path: Path) -> Listing:
+    """The ``arrays`` entry of a JSON file: name -> (shape, dtype)."""
+    listing: Listing = {}
+    for name, entry in _get(doc, "arrays", dict, path).items():
+        where = f"arrays.{name}."
+        if not isinstance(entry, dict):
+            raise ModelFileError(f"{path}: {where[:-1]!r} must be an object. Got {_short(entry)} instead.")
+        shape = _ints(_get(entry, "shape", list, path, where), where + "shape", path, minimum=0)
+        dtype = _get(entry, "dtype", str, path, where)
+        if dtype not in _ARRAY_DTYPES:
+            raise ModelFileError(f"{path}: {where + 'dtype'!r} must be one of {', '.join(_ARRAY_DTYPES)}. "
+                                 f"Got {_short(dtype)} instead.")
+        listing[name] = (tuple(shape), np.dtype(dtype))
+    return listing
+
+
+def _names_diff(want: Sequence[str], got: Sequence[str]) -> str:
+    missing = [n for n in want if n not in got]
+    extra = [n for n in got if n not in want]
+    return "; ".join(part for part in (missing and "missing " + ", ".join(missing),
+                                       extra and "unexpected " + ", ".join(extra)) if part)
+
+
+def _read_header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from a ``.npy`` header, reading nothing else."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_NPY_HEADER)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_NPY_HEADER)
+    raise ModelFileError(f"{where} uses .npy format {version}; npmlp reads 1.0 and 2.0.")
+
+
+def _check_member(zf: zipfile.ZipFile, name: str, want: tuple[tuple[int, ...], np.dtype],
+                  path: Path, source: Path, file_size: int) -> None:
+    """Check one array's zip entry and ``.npy`` header against ``source`` before reading it."""
+    info, (shape, dtype), where = zf.getinfo(name + ".npy"), want, f"{path}: {name}"
+    if info.flag_bits & 0x1:
+        raise ModelFileError(f"{where} is encrypted.")
+    # NOTE: stored members only: then the sizes the zip claims are bounded by the file's
+    # own size, so a lying header can never make us allocate more than the file holds.
+    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        raise ModelFileError(f"{where} is compressed; npmlp reads uncompressed np.savez archives only.")
+    if info.header_offset + info.compress_size > file_size:
+        raise ModelFileError(f"{where} claims more bytes than the file holds: the file is truncated.")
+    with zf.open(info) as f:
+        got_shape, _, got_dtype = _read_header(f, where)
+        header_size = f.tell()
+    if got_dtype.hasobject:
+        raise ModelFileError(f"{where} is a pickled object array; npmlp never loads those.")
+    if got_shape != shape or got_dtype.kind != dtype.kind or got_dtype.name != dtype.name:
+        raise ModelFileError(f"{where} has shape {got_shape} and dtype {got_dtype}; "
+                             f"{source.name} says {shape} and {dtype.name}.")
+    if info.file_size - header_size != math.prod(shape) * dtype.itemsize:
+        raise ModelFileError(f"{where} holds {info.file_size - header_size} bytes of values where {shape} "
+                             f"{dtype.name} needs {math.prod(shape) * dtype.itemsize}: the file is corrupted.")
+
+
+def _check_members(zf: zipfile.ZipFile, want: Listing, path: Path, source: Path, file_size: int) -> None:
+    names = [info.filename for info in zf.infolist()]
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path} holds several members of one name: {sorted(names)}.")
+    got = [n[:-4] if n.endswith(".npy") else n for n in names]
+    diff = _names_diff(list(want), got)
+    if diff or len(set(got)) != len(got):
+        raise ModelFileError(f"{path} does not hold the arrays {source.name} lists: {diff or 'duplicates'}.")
+    for name, shape_dtype in want.items():
+        _check_member(zf, name, shape_dtype, path, source, file_size)
+
+
+def _read_npz(path: Path, want: Listing, source: Path) -> dict[str, NDArray[Any]]:
+    """Read exactly the arrays ``source`` lists from the archive ``path``, checked before read."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                raise ModelFileError(f"{path} is not an .npz archive: it does not start with a zip header.")
+            with zipfile.ZipFile(fh) as zf:
+                _check_members(zf, want, path, source, os.fstat(fh.fileno()).st_size)
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in want}
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} is missing; {source} needs it.") from None
+    except ModelFileError:
+        raise
+    except _READ_ERRORS as exc:
+        raise ModelFileError(f"{path} is not a readable .npz archive: {type(exc).__name__}: {exc}") from exc
+    return {k: a.astype(a.dtype.newbyteorder("="), order="C", copy=False) for k, a in arrays.items()}
+
+
+def _check_loaded(arrays: Mapping[str, NDArray[Any]], digest: str, path: Path, source: Path) -> None:
+    """Checksum, then finiteness: what a tampered or corrupted archive fails."""
+    if arrays_sha256(arrays) != digest:
+        raise ModelFileError(f"{path} does not match its checksum in {source.name}: "
+                             "the file was modified or corrupted.")
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ModelFileError(f"{path} holds nan/inf in {name}: refusing to load it.")
+
+
+# -- model files ---------------------------------------------------------------------
+def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | None = None) -> Path:
+    """Write ``directory/model.npz`` and ``directory/config.json`` (see the module docstring).
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created if missing; an existing model there is replaced.
+    net : MLP
+        The network; its parameters must be finite.
+    training : dict, optional
+        JSON-able flags needed to retrain the model, stored as ``config["training"]``.
+
+    Returns
+    -------
+    The directory, as a ``Path``.
+    """
+    from . import __version__
+
+    if not isinstance(net, MLP):
+        raise TypeError(f"net must be an npmlp MLP. Got {type(net).__name__} instead.")
+    directory = Path(directory)
+    _refuse_nonfinite(net.params)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "npmlp_version": __version__,
+        "architecture": {"sizes": list(net.sizes), "activation": net.activation, "dtype": net.dtype.name},
+        "penalty": {"l1": list(net.l1), "l2": list(net.l2)},
+        "training": dict(training or {}),
+        "arrays": _describe(net.params),
+        "sha256": arrays_sha256(net.params),
+    }
+    text = _json_text(config, directory / CONFIG_FILE)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _staged([(directory / MODEL_FILE, "wb"), (directory / CONFIG_FILE, "w")]) as (f_npz, f_config):
+        np.savez(f_npz, **net.params)
+        f_config.write(text)
+    return directory
+
+
+def _model_paths(path: Path) -> tuple[Path, Path]:
+    """``(model.npz, config.json)`` from a model directory or either of its files."""
+    if path.is_dir():
+        return path / MODEL_FILE, path / CONFIG_FILE
+    if not path.exists():
+        raise ModelFileError(f"no model at {path}: expected a directory holding {MODEL_FILE} "
+                             f"and {CONFIG_FILE}, or one of those files.")
+    if path.suffix == ".json":
+        return path.with_name(MODEL_FILE), path
+    return path, path.with_name(CONFIG_FILE)
+
+
+def _check_architecture(config: Mapping[str, Any], path: Path) -> tuple[list[int], str, str]:
+    arch = _get(config, "architecture", dict, path)
+    sizes = _ints(_get(arch, "sizes", list, path, "architecture."), "architecture.sizes", path, minimum=1)
+    if len(sizes) < 2:
+        raise ModelFileError(f"{path}: 'architecture.sizes' must list at least inputs and classes. Got {sizes}.")
+    activation = _get(arch, "activation", str, path, "architecture.")
+    dtype = _get(arch, "dtype", str, path, "architecture.")
+    if dtype not in DTYPES:
+        raise ModelFileError(f"{path}: 'architecture.dtype' must be one of {', '.join(DTYPES)}. "
+                             f"Got {_short(dtype)} instead.")
+    return sizes, activation, dtype
+
+
+def _check_penalty(config: Mapping[str, Any], path: Path, n_layers: int) -> tuple[list[float], list[float]]:
+    penalty = _get(config, "penalty", dict, path)
+    out = []
+    for key in ("l1", "l2"):
+        values = _get(penalty, key, list, path, "penalty.")
+        if len(values) != n_layers or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              and v >= 0 for v in values):
+            raise ModelFileError(f"{path}: 'penalty.{key}' must hold {n_layers} numbers >= 0, one per "
+                                 f"weight matrix. Got {_short(values)} instead.")
+        out.append([float(v) for v in values])
+    return out[0], out[1]
+
+
+def _check_config(config: Mapping[str, Any], path: Path) -> Listing:
+    """Validate a model's config.json; return the arrays it needs: name -> (shape, dtype)."""
+    _check_format_version(config, path, FORMAT_VERSION)
+    _get(config, "training", dict, path)
+    sizes, _, dtype = _check_architecture(config, path)
+    _check_penalty(config, path, len(sizes) - 1)
+    needed: Listing = {}
+    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        needed[f"W{l}"] = ((fan_out, fan_in), np.dtype(dtype))
+        needed[f"b{l}"] = ((fan_out,), np.dtype(dtype))
+    listing = _parse_listing(config, path)
+    diff = _names_diff(list(needed), list(listing))
+    if diff:
+        raise ModelFileError(f"{path}: 'arrays' does not list the parameters of sizes {sizes}: {diff}.")
+    for name, (shape, dt) in needed.items():
+        if listing[name] != (shape, dt):
+            raise ModelFileError(f"{path}: 'arrays.{name}' says shape {list(listing[name][0])} and "
+                                 f"{listing[name][1]}; sizes {sizes} need {list(shape)} and {dt}.")
+    _sha_field(config, "sha256", path)
+    return needed
+
+
+def load_model(path: PathLike) -> tuple[MLP, dict[str, Any]]:
+    """Load a model written by :func:`save_model`, checking everything first.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A directory holding ``model.npz`` and ``config.json``, or either of those files
+        (the other one beside it).
+
+    Returns
+    -------
+    net : MLP
+        Parameters bit-identical to those saved.
+    config : dict
+        The parsed ``config.json``, ``training`` included.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and the problem: missing, not JSON or not an archive, a newer
+        format, arrays missing, extra, renamed or of the wrong shape or dtype, object
+        arrays, a checksum mismatch, nan or inf.
+    """
+    npz_path, config_path = _model_paths(Path(path))
+    config = _read_json(config_path, f"; a model directory holds {MODEL_FILE} and {CONFIG_FILE}")
+    needed = _check_config(config, config_path)
+    arrays = _read_npz(npz_path, needed, config_path)
+    _check_loaded(arrays, config["sha256"], npz_path, config_path)
+    arch, penalty = config["architecture"], config["penalty"]
+    try:
+        net = MLP(arrays, activation=arch["activation"], l1=penalty["l1"], l2=penalty["l2"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{config_path} does not describe a usable model: {exc}") from exc
+    return net, config
+
+
+# -- checkpoints ---------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """A training run's state, as :func:`save_checkpoint` wrote it.
+
+    Attributes
+    ----------
+    params : dict of str to array
+        The network's parameters by name (``W1, b1, ...``), float32 or float64.
+    state : dict of str to array
+        The optimizer's arrays by name.
+    meta : dict
+        The JSON-able rest: epoch, history, RNG state, run configuration.
+    """
+
+    params: dict[str, NDArray[Any]]
+    state: dict[str, NDArray[Any]]
+    meta: dict[str, Any]
+
+
+def _checkpoint_arrays(params: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
+    """``param/NAME`` then ``state/NAME`` arrays, in the order given, checked."""
+    arrays: dict[str, NDArray[Any]] = {}
+    for prefix, group, dtypes in (("param/", params, tuple(DTYPES)), ("state/", state, _ARRAY_DTYPES)):
+        for key, value in group.items():
+            if not isinstance(key, str) or not _NAME.fullmatch(key):
+                raise ValueError(f"{prefix[:-1]} names must be like W1 or m/W1 (letters, digits, _ . - /). "
+                                 f"Got {key!r} instead.")
+            a = np.asarray(value)
+            if a.dtype.name not in dtypes:
+                raise TypeError(f"{prefix}{key} must have a dtype among {', '.join(dtypes)}. Got {a.dtype} instead.")
+            arrays[prefix + key] = a
+    _refuse_nonfinite(arrays)
+    return arrays
+
+
+def save_checkpoint(out_dir: PathLike, *, params: Mapping[str, NDArray[Any]],
+                    state: Mapping[str, NDArray[Any]], meta: Mapping[str, Any]) -> Path:
+    """Write ``out_dir/checkpoint/`` so that a crash leaves the old checkpoint or the new one.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The run's output directory; created if missing.
+    params : dict of str to array
+        Finite float32/float64 parameters.
+    state : dict of str to array
+        The optimizer's arrays (float, integer or bool), names like ``m/W1``.
+    meta : dict
+        JSON-able: epoch, history, ``rng_state_to_json(rng)``, the run's configuration.
+
+    Returns
+    -------
+    The checkpoint directory, as a ``Path``.
+    """
+    from . import __version__
+
+    arrays = _checkpoint_arrays(params, state)
+    checkpoint = Path(out_dir) / CHECKPOINT_DIR
+    meta = json.loads(_json_text(meta, checkpoint / META_FILE))  # as load_checkpoint will see it
+    digest = arrays_sha256(arrays)
+    arrays_file = f"arrays-{digest[:16]}.npz"
+    doc = {"format_version": CHECKPOINT_FORMAT_VERSION, "npmlp_version": __version__,
+           "arrays_file": arrays_file, "arrays": _describe(arrays), "sha256": digest,
+           "meta_sha256": _json_sha256(meta), "meta": meta}
+    text = _json_text(doc, checkpoint / META_FILE)
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    with _staged([(checkpoint / arrays_file, "wb"), (checkpoint / META_FILE, "w")]) as (f_arrays, f_meta):
+        np.savez(f_arrays, **arrays)
+        f_meta.write(text)
+    _remove_stale(checkpoint, keep=arrays_file)
+    return checkpoint
+
+
+def _remove_stale(checkpoint: Path, *, keep: str) -> None:
+    """Delete arrays files other than ``keep`` and the temporary files of crashed writes."""
+    for p in checkpoint.iterdir():
+        if p.name != keep and (_ARRAYS_FILE.fullmatch(p.name) or _OUR_TEMP.fullmatch(p.name)):
+            with suppress(OSError):
+                p.unlink()
+
+
+def _read_checkpoint(checkpoint: Path) -> Checkpoint:
+    meta_path = checkpoint / META_FILE
+    doc = _read_json(meta_path)
+    _check_format_version(doc, meta_path, CHECKPOINT_FORMAT_VERSION)
+    listing = _parse_listing(doc, meta_path)
+    odd = [n for n, (_, dt) in listing.items()
+           if not n.startswith(("param/", "state/")) or (n.startswith("param/") and dt.name not in DTYPES)]
+    if odd:
+        raise ModelFileError(f"{meta_path}: 'arrays' lists {', '.join(odd)}; expected param/NAME (float) "
+                             "and state/NAME entries only.")
+    digest = _sha_field(doc, "sha256", meta_path)
+    arrays_file = _get(doc, "arrays_file", str, meta_path)
+    if arrays_file != f"arrays-{digest[:16]}.npz":
+        raise ModelFileError(f"{meta_path}: 'arrays_file' must be arrays-{digest[:16]}.npz to match "
+                             f"'sha256'. Got {_short(arrays_file)} instead.")
+    meta = _get(doc, "meta", dict, meta_path)
+    if _json_sha256(meta) != _sha_field(doc, "meta_sha256", meta_path):
+        raise ModelFileError(f"{meta_path} does not match its own 'meta_sha256': the file was modified or corrupted.")
+    arrays = _read_npz(checkpoint / arrays_file, listing, meta_path)
+    _check_loaded(arrays, digest, checkpoint / arrays_file, meta_path)
+    split = {p: {k.removeprefix(p): a for k, a in arrays.items() if k.startswith(p)} for p in ("param/", "state/")}
+    return Checkpoint(params=split["param/"], state=split["state/"], meta=meta)
+
+
+def load_checkpoint(out_dir: PathLike) -> Checkpoint:
+    """Load ``out_dir/checkpoint/``, checked like :func:`load_model`.
+
+    Raises
+    ------
+    ModelFileError
+        When there is no checkpoint, or it is unusable: the message names the file and
+        the problem and says how to start afresh.
+    """
+    checkpoint = Path(out_dir) / CHECKPOINT_DIR
+    if not (checkpoint / META_FILE).exists():
+        raise ModelFileError(f"no checkpoint in {out_dir} ({checkpoint / META_FILE} is missing): "
+                             "train without --resume to start afresh.")
+    try:
+        return _read_checkpoint(checkpoint)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc} The checkpoint is unusable: remove {checkpoint} "
+                             "or train without --resume.") from exc
+
+
+def remove_checkpoint(out_dir: PathLike) -> None:
+    """Delete ``out_dir/checkpoint/`` once a run is complete.
+
+    Call it after :func:`save_model`: a crash between the two leaves both, and a resumed
+    run replays from the last checkpoint. ``meta.json`` goes first, so a crash half-way
+    never leaves something that looks like a checkpoint; files npmlp did not write are
+    kept, and then so is the directory.
+    """
+    checkpoint = Path(out_dir) / CHECKPOINT_DIR
+    if not checkpoint.is_dir():
+        return
+    with suppress(FileNotFoundError):
+        (checkpoint / META_FILE).unlink()
+    _fsync_dir(checkpoint)
+    _remove_stale(checkpoint, keep="")
+    with suppress(OSError):
+        checkpoint.rmdir()
+
+
+def run_status(out_dir: PathLike) -> Literal["fresh", "resumable", "finished"]:
+    """What ``train --resume`` finds in ``out_dir``.
+
+    ``"resumable"``: a checkpoint (a run is going on, or stopped before its end; not
+    yet validated, :func:`load_checkpoint` does that); ``"finished"``: a model and no
+    checkpoint (the run completed and called :func:`remove_checkpoint`); ``"fresh"``:
+    neither.
+    """
+    out = Path(out_dir)
+    if (out / CHECKPOINT_DIR / META_FILE).is_file():
+        return "resumable"
+    return "finished" if (out / CONFIG_FILE).is_file() else "fresh"
+
+
+# -- random generators ---------------------------------------------------------------
+# NOTE: only bit generators whose state holds no position index: numpy does not bound-check
+# MT19937's ``pos`` or Philox's ``buffer_pos``, so a tampered one would read out of bounds.
+_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "SFC64": np.random.SFC64}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
+def rng_state_to_json(rng: np.random.Generator) -> dict[str, Any]:
+    """The state of ``rng``'s bit generator as JSON-able data (big ints, arrays as lists)."""
+    name = type(rng.bit_generator).__name__
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"rng must use one of {', '.join(_BIT_GENERATORS)}. Got {name} instead.")
+    return _plain(rng.bit_generator.state)
+
+
+def rng_from_json(state: Mapping[str, Any]) -> np.random.Generator:
+    """A generator in the state :func:`rng_state_to_json` returned: it draws the same stream."""
+    name = state.get("bit_generator") if isinstance(state, Mapping) else None
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ModelFileError(f"rng state must name one of {', '.join(_BIT_GENERATORS)} in 'bit_generator'. "
+                             f"Got {_short(name)} instead.")
+    bit_generator = _BIT_GENERATORS[name]()
+    try:
+        bit_generator.state = dict(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ModelFileError(f"rng state is not a valid {name} state: {type(exc).__name__}: {exc}.") from exc
+    return np.random.Generator(bit_generator)
