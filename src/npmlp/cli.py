@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -19,6 +20,8 @@ from .errors import DivergenceError, NpmlpError
 from .functions import ACTIVATIONS
 from .gradcheck import check_gradients
 from .network import DTYPES, MLP
+from .optim import OPTIMIZERS, SCHEDULES
+from .training import TrainConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -122,6 +125,127 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+# -- train, evaluate, predict ---------------------------------------------------------
+def _data_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--dataset", required=required, metavar="D",
+                        help="circles, mnist, fashion-mnist, a directory of IDX files or a CSV/text file")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="where to look for mnist/fashion-mnist first")
+    parser.add_argument("--n-samples", type=positive_int, default=1100, help="circles: number of points (default 1100)")
+    parser.add_argument("--noise", type=float, default=0.0, help="circles: radial Gaussian noise (default 0)")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a network on a data set", description="Minibatch gradient descent "
+                       "with per-epoch train/valid/test loss and error; writes the model, history, plots and report.")
+    _common(p)
+    _network_flags(p, hidden="10")
+    _data_flags(p, required=False)
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="update rule (default sgd)")
+    p.add_argument("--lr", type=positive_float, default=0.03, metavar="ETA", help="learning rate eta_0 (default 0.03)")
+    p.add_argument("--lr-schedule", choices=sorted(SCHEDULES), default="constant", help="eta_t per epoch (default constant)")
+    p.add_argument("--lr-decay", type=float, default=0.01, help="invscaling: eta_0 / (1 + decay * t) (default 0.01)")
+    p.add_argument("--lr-step", type=positive_int, default=10, help="step: epochs between decays (default 10)")
+    p.add_argument("--lr-gamma", type=positive_float, default=0.5, help="step: factor per decay (default 0.5)")
+    p.add_argument("--momentum", type=float, default=0.9, help="momentum/nesterov coefficient (default 0.9)")
+    p.add_argument("--batch-size", type=positive_int, default=10, metavar="K", help="minibatch size (default 10)")
+    p.add_argument("--epochs", type=positive_int, default=200, metavar="N", help="maximum epochs (default 200)")
+    p.add_argument("--tol", type=float, default=0.0, metavar="EPS",
+                   help="stop when ||theta_after - theta_before|| over an epoch is below EPS (default 0: off)")
+    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better valid error; keep the best epoch")
+    p.add_argument("--backprop", choices=["matrix", "loop"], default="matrix", help="backprop version (default matrix)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<dataset>)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--no-pictures", action="store_true", help="skip the plots and the HTML report")
+    p.set_defaults(run=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runs import DataSpec, run, summary
+
+    if args.dataset is None and not args.resume:
+        raise ValueError("--dataset is required (circles, mnist, fashion-mnist or a path), unless --resume --out DIR.")
+    config = TrainConfig(
+        hidden=args.hidden, activation=args.activation, l1=args.l1, l2=args.l2, dtype=args.dtype,
+        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
+        lr_step=args.lr_step, lr_gamma=args.lr_gamma, momentum=args.momentum, batch_size=args.batch_size,
+        epochs=args.epochs, tol=args.tol, early_stopping=args.early_stopping, backprop=args.backprop, seed=args.seed,
+    )
+    data = DataSpec(args.dataset or "", data_dir=args.data_dir, n_samples=args.n_samples, noise=args.noise)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.dataset or "resumed").stem
+    progress = not (args.quiet or args.json)
+    result, dataset = run(config, data, out=out, resume=args.resume, progress=progress, pictures=not args.no_pictures)
+    doc = summary(result, dataset, out)
+    final = result.final()
+    text = (f"{dataset.name}: {result.epochs_run} epochs ({result.stopped_because}); "
+            + ", ".join(f"{k.replace('_', ' ')} {100 * v:.2f}%" for k, v in final.items() if v is not None)
+            + f"\nwrote {out}/")
+    if result.stopped_because == "interrupted":
+        print(f"npmlp train: interrupted; checkpoint saved. Resume with: npmlp train --resume --out {out}", file=sys.stderr)
+        emit(args, doc, text.split("\n")[0])
+        return 130
+    emit(args, doc, text)
+    if result.stopped_because == "diverged":
+        raise DivergenceError(result.message)
+    return 0
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="loss and error of a saved model on each split of a data set")
+    _common(p)
+    p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a train output directory or its model.npz")
+    _data_flags(p)
+    p.set_defaults(run=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .datasets import load_dataset
+    from .persistence import load_model
+    from .training import evaluate
+
+    net, config = load_model(args.model)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, n_samples=args.n_samples,
+                        noise=args.noise, dtype=net.dtype.name)
+    if data.n_features != net.sizes[0] or data.n_classes > net.sizes[-1]:
+        raise ValueError(f"the model {args.model} takes {net.sizes[0]} features and {net.sizes[-1]} classes; "
+                         f"{args.dataset} has {data.n_features} features and {data.n_classes} classes.")
+    splits = {}
+    for name, (X, y) in data.splits().items():
+        loss, error = evaluate(net, X, y)
+        splits[name] = {"loss": loss, "error": error, "n": int(X.shape[0])}
+    text = "\n".join(f"{k:5s}  loss {v['loss']:.4f}  error {100 * v['error']:.2f}%  ({v['n']} rows)" for k, v in splits.items())
+    emit(args, {"model": str(args.model), "dataset": data.name, "splits": splits}, text)
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="labels (or probabilities) for the rows of a CSV/text/.npy file")
+    _common(p)
+    p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a train output directory or its model.npz")
+    p.add_argument("input", metavar="INPUT", help="CSV/whitespace text or .npy file, one example per row")
+    p.add_argument("--proba", action="store_true", help="print class probabilities instead of labels")
+    p.set_defaults(run=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .datasets import load_features
+    from .persistence import load_model
+
+    net, _ = load_model(args.model)
+    X = load_features(args.input, dtype=net.dtype.name)
+    if X.shape[1] != net.sizes[0]:
+        raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {net.sizes[0]} features.")
+    if args.proba:
+        P = net.predict_proba(X)
+        text = "\n".join(",".join(f"{p:.6g}" for p in row) for row in P)
+        emit(args, {"probabilities": P.tolist()}, text)
+    else:
+        labels = net.predict(X)
+        emit(args, {"predictions": labels.tolist()}, "\n".join(map(str, labels)))
+    return 0
+
+
 # -- demo ----------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the seed's experiments end to end",
@@ -148,7 +272,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_demo]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

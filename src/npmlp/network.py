@@ -82,18 +82,20 @@ def linear_backward(
 LayerGrads = tuple["Array | None", "Array | None", "Array | None"]
 
 
-def nll_logits_grad(Oa: Array, y: NDArray[np.integer]) -> Array:
+def nll_logits_grad(Oa: Array, y: NDArray[np.integer], *, out: Array | None = None) -> Array:
     """Gradient of ``mean_i -log softmax(Oa_i)[y_i]`` with respect to the logits ``Oa``.
 
-    Returns ``(softmax(Oa) - onehot(y)) / n`` of shape (n, m).
+    Returns ``(softmax(Oa) - onehot(y)) / n`` of shape (n, m), written into ``out``
+    when given (``out=Oa`` is allowed: the logits are then overwritten).
     """
     # NOTE: the fused form softmax - onehot is only valid for a softmax output with the
     # negative log-likelihood loss (seed 2.7); it avoids the softmax Jacobian entirely.
     n = Oa.shape[0]
-    dOa = F.softmax(Oa)
-    dOa[np.arange(n), y] -= 1
-    dOa /= n
-    return dOa
+    E = np.subtract(Oa, Oa.max(axis=1, keepdims=True), out=out)  # NOTE: exp of <= 0 never overflows
+    np.exp(E, out=E)
+    E *= (1 / n) / E.sum(axis=1, keepdims=True)  # softmax / n: the mean's 1/n folded in
+    E[np.arange(n), y] -= 1 / n
+    return E
 
 
 def nll(Oa: Array, y: NDArray[np.integer]) -> np.floating:
@@ -307,7 +309,7 @@ class MLP:
         """
         n, ws = X.shape[0], workspace
         fw = self.forward(X, workspace=ws)
-        dA = nll_logits_grad(fw.logits, y)
+        dA = nll_logits_grad(fw.logits, y, out=fw.logits if ws else None)
         grads: dict[str, Array] = {}
         for l in range(self.n_layers, 0, -1):
             out = (ws.dH[l - 2][:n] if l > 1 else None, ws.grads[f"W{l}"], ws.grads[f"b{l}"]) if ws else None

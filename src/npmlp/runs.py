@@ -1,0 +1,220 @@
+"""A training run on disk: data set, training, checkpoints, resume, and the output directory.
+
+``train --out DIR`` writes ``model.npz`` and ``config.json`` (the model),
+``history.json`` and ``history.csv``, ``curves.png``, ``decision_regions.png`` (2D
+data) and ``report.html``; ``DIR/checkpoint/`` holds the resumable state while the
+run goes on. The command line, the demo and the sweeps all go through :func:`run`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import __version__
+from .datasets import Dataset, load_dataset
+from .network import MLP
+from .persistence import (
+    atomic_write_json,
+    atomic_write_text,
+    load_checkpoint,
+    remove_checkpoint,
+    rng_from_json,
+    run_status,
+    save_checkpoint,
+    save_model,
+)
+from .training import SPLITS, Trainer, TrainConfig, TrainResult, TrainState, train
+
+
+@dataclass
+class DataSpec:
+    """How to load the data set of a run (kept in config.json so a run can be redone)."""
+
+    dataset: str
+    data_dir: str | None = None
+    n_samples: int = 1100
+    noise: float = 0.0
+
+    def load(self, *, seed: int, dtype: str, progress: bool = False) -> Dataset:
+        return load_dataset(self.dataset, data_dir=self.data_dir, seed=seed, n_samples=self.n_samples,
+                            noise=self.noise, dtype=dtype, progress=progress)
+
+
+def _checkpoint_meta(trainer: Trainer, config: TrainConfig, data: DataSpec) -> dict[str, Any]:
+    st = trainer.state
+    return {
+        "npmlp_version": __version__,
+        "config": config.to_dict(),
+        "data": data.__dict__,
+        "epoch": st.epoch,
+        "batch": st.batch,
+        "history": st.history,
+        "best_epoch": st.best_epoch,
+        "rng": trainer.rng.bit_generator.state,
+        "rng_epoch_start": st.rng_epoch_start,
+    }
+
+
+def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec) -> None:
+    """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``."""
+    state = {f"opt/{k}": v for k, v in trainer.optimizer.state.items()}
+    if trainer.state.best_params is not None:
+        state.update({f"best/{k}": v for k, v in trainer.state.best_params.items()})
+    save_checkpoint(out, params=trainer.net.params, state=state, meta=_checkpoint_meta(trainer, config, data))
+
+
+def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
+    """Rebuild the trainer of an interrupted run from ``out/checkpoint/``, exactly as it was."""
+    ck = load_checkpoint(out)
+    meta = ck.meta
+    config, data = TrainConfig.from_dict(meta["config"]), DataSpec(**meta["data"])
+    net = MLP({k: v.copy() for k, v in ck.params.items()}, activation=config.activation, l1=config.l1, l2=config.l2)
+    trainer = Trainer(net, config, rng_from_json(meta["rng"]))
+    for k, v in trainer.optimizer.state.items():
+        v[...] = ck.state[f"opt/{k}"]
+    best = {k[5:]: v.copy() for k, v in ck.state.items() if k.startswith("best/")}
+    trainer.state = TrainState(epoch=meta["epoch"], batch=meta["batch"], history=meta["history"],
+                               best_epoch=meta["best_epoch"], best_params=best or None,
+                               rng_epoch_start=meta["rng_epoch_start"])
+    return trainer, config, data
+
+
+@contextmanager
+def stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the trainer to stop after the current minibatch (a checkpoint follows)."""
+
+    def request_stop(signum: int, frame: Any) -> None:
+        trainer.stop_requested = True
+        trainer.stop_signal = signum  # type: ignore[attr-defined]
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def history_csv(history: list[dict[str, Any]]) -> str:
+    """The history as CSV text, one row per epoch."""
+    buf = io.StringIO()
+    if history:
+        writer = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(history)
+    return buf.getvalue()
+
+
+def run(
+    config: TrainConfig,
+    data: DataSpec,
+    *,
+    out: Path | None,
+    resume: bool = False,
+    progress: bool = False,
+    pictures: bool = True,
+) -> tuple[TrainResult, Dataset]:
+    """Train as ``npmlp train`` does: load, train (or resume), checkpoint, write the outputs.
+
+    Returns the result and the data set it was trained on.
+    """
+    if resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR: the directory of the interrupted run.")
+        if run_status(out) == "finished":
+            raise ValueError(f"the run in {out} has finished: nothing to resume. Train without --resume to start afresh.")
+        trainer, config, data = resume_trainer(out)
+        print(f"resuming {out} at epoch {trainer.state.epoch + 1} (minibatch {trainer.state.batch})", file=sys.stderr)
+    dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
+    if not resume:
+        rng = np.random.default_rng(config.seed)
+        trainer = Trainer(config.build(dataset.n_features, dataset.n_classes, rng), config, rng)
+    elif trainer.net.sizes[0] != dataset.n_features:
+        raise ValueError(f"the checkpoint in {out} expects {trainer.net.sizes[0]} features; {data.dataset} has {dataset.n_features}.")
+    save = (lambda t: write_checkpoint(out, t, config, data)) if out is not None else None
+    with stop_on_signals(trainer):
+        result = train(dataset.splits(), config, trainer=trainer, progress=progress, on_epoch=save)
+    if out is not None and result.stopped_because != "interrupted":
+        write_outputs(out, result, dataset, config, data, pictures=pictures)
+        remove_checkpoint(out)
+    return result, dataset
+
+
+def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str, Any]:
+    """The ``--json`` document of ``npmlp train``."""
+    return {
+        "dataset": dataset.name,
+        "epochs_run": result.epochs_run,
+        "stopped_because": result.stopped_because,
+        "best_epoch": result.best_epoch,
+        "history": result.history,
+        "final": result.final(),
+        "out": str(out) if out is not None else None,
+    }
+
+
+def write_outputs(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec,
+                  *, pictures: bool = True) -> None:
+    """Model, history and (when matplotlib is installed) pictures and report into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(out, result.net, training={**config.to_dict(), **data.__dict__})
+    atomic_write_json(out / "history.json", result.history)
+    atomic_write_text(out / "history.csv", history_csv(result.history))
+    if pictures and result.history:  # a run that diverged in its first epoch has nothing to draw
+        write_run_report(out, result, dataset, config, data)
+
+
+def settings_line(config: TrainConfig) -> str:
+    """The settings that matter at a glance, for figure titles."""
+    c = config
+    coef = lambda v: ",".join(f"{x:g}" for x in np.atleast_1d(v))  # noqa: E731
+    pen = f"l1={coef(c.l1)} l2={coef(c.l2)}" if np.any(c.l1) or np.any(c.l2) else "no penalty"
+    return (f"hidden={','.join(map(str, c.hidden))} {c.activation}, {c.optimizer} lr={c.lr:g} ({c.lr_schedule}), "
+            f"K={c.batch_size}, {pen}, {c.dtype}")
+
+
+def run_figures(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig) -> dict[str, Path]:
+    """Draw the run's figures into ``out``; returns caption -> PNG path."""
+    from . import plots
+
+    figures: dict[str, Path] = {}
+    title = f"{dataset.name}: {settings_line(config)}"
+    fig = plots.learning_curves_figure(result.history, best_epoch=result.best_epoch, title=title)
+    figures[plots.CAPTIONS["learning_curves"]] = plots.save_figure(fig, out / "curves.png")
+    net, splits = result.net, dataset.splits()
+    if dataset.n_features == 2:
+        fig = plots.decision_regions_figure(net.predict, splits["train"], splits["test"], settings=title,
+                                            class_names=dataset.class_names)
+        figures[plots.CAPTIONS["decision_regions"]] = plots.save_figure(fig, out / "decision_regions.png")
+    if dataset.image_shape is not None:
+        X, y = splits["test"]
+        P = net.predict_proba(X)
+        fig = plots.confusion_matrix_figure(y, P.argmax(axis=1), class_names=dataset.class_names)
+        figures[plots.CAPTIONS["confusion_matrix"]] = plots.save_figure(fig, out / "confusion_matrix.png")
+        fig = plots.misclassified_gallery_figure(X, y, P, dataset.image_shape, class_names=dataset.class_names)
+        figures[plots.CAPTIONS["misclassified"]] = plots.save_figure(fig, out / "misclassified.png")
+        fig = plots.first_layer_weights_figure(net.params["W1"], dataset.image_shape)
+        figures[plots.CAPTIONS["first_layer_weights"]] = plots.save_figure(fig, out / "first_layer_weights.png")
+    return figures
+
+
+def write_run_report(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec) -> Path:
+    """``curves.png``, ``decision_regions.png`` (2D data) and friends, and ``report.html``."""
+    from .report import training_report
+
+    figures = run_figures(out, result, dataset, config)
+    settings = {"dataset": dataset.name, "source": dataset.source, **config.to_dict(),
+                "epochs run": result.epochs_run, "stopped because": result.stopped_because,
+                "best epoch": result.best_epoch, "npmlp": __version__}
+    notes = [result.message] if result.message else []
+    return training_report(out / "report.html", title=f"npmlp train on {dataset.name}", settings=settings,
+                           final=result.final(), history=result.history, images=figures, notes=notes)

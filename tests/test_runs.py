@@ -1,0 +1,181 @@
+"""`npmlp train/evaluate/predict` end to end: outputs, exit codes, kill-and-resume, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npmlp.cli import main
+from npmlp.persistence import load_model
+
+SEED_FLAGS = ["--hidden", "10", "--l1", "1e-3", "--l2", "1e-3", "--epochs", "200", "--batch-size", "10", "--lr", "0.03"]
+OUTPUTS = ["model.npz", "config.json", "history.json", "history.csv", "curves.png", "decision_regions.png", "report.html"]
+
+
+def train_json(argv: list[str], capsys) -> tuple[int, dict]:
+    code = main(["train", "--json", *argv])
+    captured = capsys.readouterr()
+    train_json.stderr = captured.err  # type: ignore[attr-defined]
+    return code, json.loads(captured.out)
+
+
+@pytest.mark.parametrize("dataset", ["circles", "course-file"])
+def test_seed_settings_reach_one_percent(dataset: str, tmp_path: Path, capsys, request) -> None:
+    spec = str(request.getfixturevalue("circles_file")) if dataset == "course-file" else "circles"
+    code, doc = train_json(["--dataset", spec, *SEED_FLAGS, "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert doc["final"]["test_error"] <= 0.01 and doc["epochs_run"] == 200 and doc["stopped_because"] == "max_epochs"
+    assert set(doc) >= {"dataset", "epochs_run", "stopped_because", "history", "final", "out"}
+    assert set(doc["history"][0]) >= {"epoch", "train_loss", "train_error", "valid_loss", "valid_error",
+                                      "test_loss", "test_error", "seconds"}
+    for name in OUTPUTS:
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert not (tmp_path / "checkpoint").exists()
+    assert json.loads((tmp_path / "history.json").read_text()) == doc["history"]
+    assert (tmp_path / "history.csv").read_text().count("\n") == 201
+    net, config = load_model(tmp_path)
+    assert config["training"]["hidden"] == [10] and net.sizes == (2, 10, 2)
+
+
+def test_evaluate_and_predict_use_the_saved_model(tmp_path: Path, capsys) -> None:
+    code, doc = train_json(["--dataset", "circles", "--epochs", "30", "--lr", "0.1", "--out", str(tmp_path), "--no-pictures"], capsys)
+    assert code == 0
+    assert main(["evaluate", "--json", "--model", str(tmp_path), "--dataset", "circles"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["splits"]["test"]["error"] == pytest.approx(doc["final"]["test_error"])
+    points = tmp_path / "points.csv"
+    points.write_text("0.0,1.0\n0.0,0.8\n")
+    assert main(["predict", "--json", "--model", str(tmp_path / "model.npz"), str(points)]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"] == [0, 1]
+    assert main(["predict", "--json", "--proba", "--model", str(tmp_path), str(points)]) == 0
+    P = np.array(json.loads(capsys.readouterr().out)["probabilities"])
+    np.testing.assert_allclose(P.sum(axis=1), 1)
+
+
+def test_divergence_exits_1_and_writes_no_nan(tmp_path: Path, capsys) -> None:
+    code, doc = train_json(["--dataset", "circles", "--lr", "1e6", "--epochs", "5", "--out", str(tmp_path)], capsys)
+    assert code == 1 and doc["stopped_because"] == "diverged"
+    assert "diverged" in train_json.stderr  # type: ignore[attr-defined]
+    net, _ = load_model(tmp_path)  # the loader refuses non-finite values: loading proves there are none
+    assert all(np.isfinite(v).all() for v in net.params.values())
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["train", "--dataset", "no/such/file.csv"], "no such file or folder"),
+        (["train", "--dataset", "circles", "--lr", "-1"], "must be a finite number > 0"),
+        (["train", "--dataset", "circles", "--early-stopping", "0"], "must be >= 1"),
+        (["evaluate", "--model", "no/such/dir", "--dataset", "circles"], "no/such/dir"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv: list[str], match: str, capsys) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert match in err[-1]
+
+
+def test_wrong_dimensionality_for_a_model(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--dataset", "circles", "--epochs", "2", "--out", str(tmp_path), "--no-pictures", "--quiet"]) == 0
+    bad = tmp_path / "three.csv"
+    bad.write_text("1,2,3\n4,5,6\n")
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path), str(bad)]) == 2
+    assert "has 3 columns; the model" in capsys.readouterr().err
+    data = tmp_path / "data3.csv"
+    data.write_text("".join(f"{i},{i % 3},{i % 2},{i % 2}\n" for i in range(50)))
+    assert main(["evaluate", "--model", str(tmp_path), "--dataset", str(data)]) == 2
+    assert "takes 2 features" in capsys.readouterr().err
+
+
+# -- real processes: SIGKILL and SIGINT, then --resume ----------------------------------
+SLOW = ["--dataset", "circles", "--n-samples", "4000", "--batch-size", "2", "--epochs", "12", "--lr", "0.01",
+        "--optimizer", "adam", "--hidden", "16", "--seed", "4", "--no-pictures", "--quiet"]
+
+
+def npmlp(*argv: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "npmlp", "train", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    """Wait for the process; return its exit code and stderr (closing the pipe)."""
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def wait_for_checkpoint(out: Path, proc: subprocess.Popen, epoch: int) -> None:
+    meta = out / "checkpoint" / "meta.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before it could be interrupted: {finish(proc)[1]}")
+        try:
+            if json.loads(meta.read_text())["meta"]["epoch"] >= epoch:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    pytest.fail("no checkpoint appeared")
+
+
+def same_run(a: Path, b: Path) -> None:
+    na, _ = load_model(a)
+    nb, _ = load_model(b)
+    for k in na.params:
+        np.testing.assert_array_equal(na.params[k], nb.params[k])
+    strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((p / "history.json").read_text())]  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full")
+    code, err = finish(npmlp(*SLOW, "--out", str(out)))
+    assert code == 0, err
+    return out
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path, uninterrupted: Path) -> None:
+    proc = npmlp(*SLOW, "--out", str(tmp_path))
+    wait_for_checkpoint(tmp_path, proc, epoch=2)
+    proc.kill()
+    finish(proc)
+    assert not (tmp_path / "config.json").exists()
+    code, err = finish(npmlp("--resume", "--out", str(tmp_path), "--quiet"))
+    assert code == 0, err
+    same_run(tmp_path, uninterrupted)
+    assert not (tmp_path / "checkpoint").exists()
+
+
+def test_sigint_checkpoints_mid_epoch_and_resumes_exactly(tmp_path: Path, uninterrupted: Path) -> None:
+    proc = npmlp(*SLOW, "--out", str(tmp_path))
+    wait_for_checkpoint(tmp_path, proc, epoch=1)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    code, err = finish(proc, timeout=60)
+    assert code == 130, err
+    assert f"npmlp train --resume --out {tmp_path}" in err
+    meta = json.loads((tmp_path / "checkpoint" / "meta.json").read_text())["meta"]
+    assert meta["batch"] > 0  # stopped inside an epoch, after a whole minibatch
+    code, err = finish(npmlp("--resume", "--out", str(tmp_path), "--quiet"))
+    assert code == 0, err
+    same_run(tmp_path, uninterrupted)
+
+
+def test_resume_of_a_finished_run_says_so(uninterrupted: Path, capsys) -> None:
+    assert main(["train", "--resume", "--out", str(uninterrupted)]) == 2
+    assert "has finished: nothing to resume" in capsys.readouterr().err
