@@ -1,0 +1,809 @@
+"""Data sets: the generated circles, IDX files (MNIST, Fashion-MNIST), text files, downloads.
+
+Every loader returns a :class:`Dataset`: three splits whose features ``X`` of shape
+(n, d) are already in the requested dtype (float64 or float32, converted once, here)
+and whose labels ``y`` of shape (n,) are ``np.intp`` integers in ``[0, n_classes)``.
+
+``load_dataset(spec)`` takes ``circles``, ``mnist``, ``fashion-mnist`` or a path:
+
+- ``circles``: :func:`make_circles`, split 60/20/20 with a seeded permutation.
+- ``mnist``, ``fashion-mnist``: 50,000 train / 10,000 valid (the last 10,000 rows of
+  the official training file) / 10,000 test (the official test file), pixels / 255.
+  Looked up, first match wins, in
+
+  1. ``data_dir/<name>/``, then ``data_dir`` itself (``--data-dir``);
+  2. ``$NPMLP_DATA/<name>/``: ``NPMLP_DATA`` is a root with one folder per set. Files
+     directly in it are *not* accepted: MNIST and Fashion-MNIST files have the same
+     names and shapes, so a bare folder could silently serve the wrong set;
+  3. the cache, ``$XDG_CACHE_HOME/npmlp/<name>/`` (when ``XDG_CACHE_HOME`` is an
+     absolute path) or else ``~/.cache/npmlp/<name>/``;
+  4. fashion-mnist only: Debian's ``/usr/share/datasets/fashion-mnist/``;
+  5. a download into the cache from ``mirrors``, else ``$NPMLP_MIRROR_MNIST`` /
+     ``$NPMLP_MIRROR_FASHION_MNIST`` (comma-separated base URLs), else the official
+     mirrors. Each ``.gz`` is kept only if its size and SHA-256 match
+     :data:`OFFICIAL_FILES`, and is written atomically; a bad one is dropped and the
+     next mirror tried.
+
+  A folder counts only when it holds all four files, each plain or ``.gz``. Local files
+  are checked structurally (magic, dimensions, exact length, matching counts), not by
+  checksum: Debian recompressed its ``.gz`` files.
+- a directory: the same four IDX files; the last 10,000 training rows are the
+  validation set when the training file has more than 20,000 rows, else its last 20%.
+- a text file: CSV or whitespace-separated numbers, features then the label, split
+  60/20/20. Labels are kept as written (no remapping): integers >= 0, and
+  ``n_classes = max label + 1``, so labels {1, 2} give 3 classes, class 0 empty.
+
+Every problem with a file or a data set raises :class:`npmlp.errors.DataError`, naming
+the file, the problem and the fix. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import http.client
+import io
+import math
+import os
+import struct
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol, Sequence, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import DataError
+
+Array = NDArray[np.floating]
+Labels = NDArray[np.intp]
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class _Readable(Protocol):
+    """A plain file or a gzip stream: anything with ``read(n) -> bytes``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+IDX_SETS = ("mnist", "fashion-mnist")
+NAMED = ("circles", *IDX_SETS)
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+# Official ``.gz`` files: name -> (bytes, sha256). Downloads must match exactly.
+OFFICIAL_FILES: dict[str, dict[str, tuple[int, str]]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        "train-labels-idx1-ubyte.gz": (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        "t10k-images-idx3-ubyte.gz": (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        "t10k-labels-idx1-ubyte.gz": (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": (26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+        "train-labels-idx1-ubyte.gz": (29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+        "t10k-images-idx3-ubyte.gz": (4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+        "t10k-labels-idx1-ubyte.gz": (5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+    },
+}
+MIRRORS: dict[str, tuple[str, ...]] = {
+    # The original yann.lecun.com host answers 403 since 2024.
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
+    "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+}
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),)}
+CLASS_NAMES: dict[str, list[str]] = {
+    "mnist": [str(digit) for digit in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+IMAGE_SHAPE = (28, 28)
+N_VALID, BIG_TRAIN = 10_000, 20_000
+CIRCLE_RADII = (1.0, 0.8)
+MAX_CLASSES = 10_000
+DOWNLOAD_TIMEOUT = 30.0
+CHUNK = 1 << 20
+
+# IDX type byte -> big-endian NumPy dtype.
+IDX_TYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+GZIP_MAGIC = b"\x1f\x8b"
+NPY_MAGIC = b"\x93NUMPY"
+# NOTE: deflate cannot expand more than 1032:1, so a gzip file of S bytes never holds
+# more than 1032 * S bytes; a header claiming more is a lie we can reject unread.
+MAX_DEFLATE_RATIO = 1032
+IDX_FIX = "re-download the file, or check that the path names an IDX file"
+
+
+@dataclass
+class Dataset:
+    """A data set split into train, valid and test, features already in their final dtype.
+
+    Attributes
+    ----------
+    name : str
+        ``circles``, ``mnist``, ``fashion-mnist``, or the file or folder name.
+    X_train, X_valid, X_test : arrays of shape (n_train, d), (n_valid, d), (n_test, d)
+        Features, all float64 or all float32.
+    y_train, y_valid, y_test : arrays of shape (n_train,), (n_valid,), (n_test,)
+        Labels of dtype ``np.intp`` in ``[0, n_classes)``.
+    n_classes : int
+    image_shape : (rows, cols) or None
+        Shape of one image for IDX data (``d == rows * cols``), None otherwise.
+    class_names : list of str or None
+        One name per class for the named sets, None otherwise.
+    source : str
+        Where the data came from, for reports.
+    """
+
+    name: str
+    X_train: Array = field(repr=False)
+    y_train: Labels = field(repr=False)
+    X_valid: Array = field(repr=False)
+    y_valid: Labels = field(repr=False)
+    X_test: Array = field(repr=False)
+    y_test: Labels = field(repr=False)
+    n_classes: int
+    image_shape: tuple[int, int] | None = None
+    class_names: list[str] | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = self.source or self.name
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, (int, np.integer)) or self.n_classes < 1:
+            raise DataError(f"{where}: n_classes must be an integer >= 1. Got {self.n_classes!r} instead.")
+        self.n_classes = int(self.n_classes)
+        for split, (X, y) in self.splits().items():
+            setattr(self, f"y_{split}", _checked_split(where, split, X, y, self.n_classes))
+        kinds = {(X.dtype.name, X.shape[1]) for X, _ in self.splits().values()}
+        if len(kinds) != 1:
+            raise DataError(f"{where}: the splits must share one dtype and feature count. Got {sorted(kinds)} instead.")
+        if self.class_names is not None and len(self.class_names) != self.n_classes:
+            got = len(self.class_names)
+            raise DataError(f"{where}: class_names must have {self.n_classes} names. Got {got} instead.")
+        if self.image_shape is not None and math.prod(self.image_shape) != self.n_features:
+            raise DataError(f"{where}: image_shape must hold {self.n_features} pixels. Got {self.image_shape} instead.")
+
+    @property
+    def n_features(self) -> int:
+        """Number of features ``d`` (columns of every ``X``)."""
+        return int(self.X_train.shape[1])
+
+    def splits(self) -> dict[str, tuple[Array, Labels]]:
+        """``{"train": (X, y), "valid": (X, y), "test": (X, y)}``."""
+        return {
+            "train": (self.X_train, self.y_train),
+            "valid": (self.X_valid, self.y_valid),
+            "test": (self.X_test, self.y_test),
+        }
+
+
+def _checked_split(where: str, split: str, X: Any, y: Any, n_classes: int) -> Labels:
+    """Check one split's ``X`` (n, d) and ``y`` (n,); return ``y`` as ``np.intp``."""
+    if not isinstance(X, np.ndarray) or X.ndim != 2 or X.dtype.name not in DTYPES:
+        got = f"{X.dtype} array of shape {X.shape}" if isinstance(X, np.ndarray) else type(X).__name__
+        raise DataError(f"{where}: X_{split} must be a float64 or float32 array of shape (n, d). Got {got} instead.")
+    if 0 in X.shape:
+        raise DataError(f"{where}: X_{split} must have at least one row and one feature. Got shape {X.shape} instead.")
+    if not isinstance(y, np.ndarray) or y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        got = f"{y.dtype} array of shape {y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
+        raise DataError(f"{where}: y_{split} must be an integer array of shape ({X.shape[0]},). Got {got} instead.")
+    if not np.isfinite(X).all():
+        raise DataError(f"{where}: X_{split} must hold finite numbers. Got NaN or infinite values instead.")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise DataError(f"{where}: y_{split} must hold labels in [0, {n_classes}). Got [{y.min()}, {y.max()}] instead.")
+    return y.astype(np.intp, copy=False)
+
+
+# -- the public entry point ------------------------------------------------------------
+def load_dataset(
+    spec: PathLike,
+    *,
+    data_dir: PathLike | None = None,
+    seed: int = 0,
+    n_samples: int = 1100,
+    noise: float = 0.0,
+    dtype: str | type = "float64",
+    download: bool = True,
+    progress: bool = False,
+    mirrors: Sequence[str] | None = None,
+) -> Dataset:
+    """Load ``circles``, ``mnist``, ``fashion-mnist``, an IDX folder or a text file.
+
+    Parameters
+    ----------
+    spec : str or path
+        A name of :data:`NAMED`, else the path of a folder of IDX files or of a
+        CSV/whitespace text file (a name wins over a file of the same name).
+    data_dir : path, optional
+        First place to look for a named IDX set (see the module docstring).
+    seed : int
+        Seeds the circles and the 60/20/20 permutation of circles and text files.
+    n_samples, noise : int, float
+        Size and radial noise of ``circles``.
+    dtype : {"float64", "float32"}
+        dtype of every ``X``.
+    download, progress, mirrors
+        Whether a named set missing locally may be downloaded, with a tqdm bar on a
+        terminal's stderr, from these base URLs instead of the official mirrors.
+
+    Raises
+    ------
+    DataError
+        For anything wrong with the data, its files, or their whereabouts.
+    ValueError
+        For a ``dtype`` other than float64 or float32.
+    """
+    dt = _resolve_dtype(dtype)
+    if spec == "circles":
+        return load_circles(n_samples=n_samples, noise=noise, seed=seed, dtype=dtype)
+    if isinstance(spec, str) and spec in IDX_SETS:
+        return _load_named(spec, data_dir=data_dir, dt=dt, download=download, progress=progress, mirrors=mirrors)
+    path = _expand(spec)
+    if path.is_dir():
+        return load_idx_dir(path, dtype=dtype)
+    if path.is_file():
+        return load_text(path, seed=seed, dtype=dtype)
+    raise DataError(
+        f"dataset must be one of {', '.join(NAMED)}, or an existing folder of IDX files or text file. "
+        f"Got {str(spec)!r} instead (no such file or folder)."
+    )
+
+
+def _resolve_dtype(dtype: str | type | np.dtype) -> type:
+    """``"float64"``/``"float32"`` (or the NumPy type) to the NumPy scalar type."""
+    try:
+        name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {name!r} instead.")
+    return DTYPES[name]
+
+
+def _as_dtype(X: NDArray[Any], dt: type, where: str) -> Array:
+    """Convert features to ``dt`` once, checking that every value is (still) finite."""
+    # NOTE: float64 values beyond 3.4e38 become inf in float32 (with a RuntimeWarning),
+    # so finiteness is checked after the cast, not before.
+    with np.errstate(over="ignore", invalid="ignore"):
+        out: Array = X.astype(dt, copy=False)
+    if not np.isfinite(out).all():
+        why = f"values too large for {np.dtype(dt).name}" if np.isfinite(X).all() else "NaN or infinite values"
+        raise DataError(f"{where}: features must be finite numbers. Got {why} instead.")
+    return out
+
+
+def _random_split(X: Array, y: Labels, *, rng: np.random.Generator, where: str) -> list[tuple[Array, Labels]]:
+    """Seeded 60/20/20 split: [(X_train, y_train), (X_valid, y_valid), (X_test, y_test)]."""
+    n = X.shape[0]
+    if n < 5:
+        raise DataError(f"{where}: a 60/20/20 train/valid/test split needs at least 5 rows. Got {n} instead.")
+    order = rng.permutation(n)
+    k = n // 5
+    return [(X[rows], y[rows]) for rows in (order[2 * k :], order[:k], order[k : 2 * k])]
+
+
+# -- circles ---------------------------------------------------------------------------
+def make_circles(n_samples: int = 1100, *, noise: float = 0.0, rng: np.random.Generator) -> tuple[Array, Labels]:
+    """Two concentric circles centred at 0, like the course's ``circles.txt``.
+
+    Class 0 (``n_samples - n_samples // 2`` points) lies on the circle of radius 1.0,
+    class 1 (``n_samples // 2``) on radius 0.8; angles are uniform on [0, 2 pi) and
+    each radius gets Gaussian noise of standard deviation ``noise``.
+
+    Returns
+    -------
+    X : array of shape (n_samples, 2), float64
+    y : array of shape (n_samples,), intp; rows in random order
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise DataError(f"n_samples must be an integer >= 2. Got {n_samples!r} instead.")
+    if not isinstance(noise, (int, float, np.floating, np.integer)) or not np.isfinite(noise) or noise < 0:
+        raise DataError(f"noise must be a finite number >= 0. Got {noise!r} instead.")
+    y = rng.permutation(np.repeat(np.arange(2, dtype=np.intp), [n_samples - n_samples // 2, n_samples // 2]))
+    radius = np.asarray(CIRCLE_RADII)[y] + noise * rng.standard_normal(n_samples)
+    angle = rng.uniform(0.0, 2 * np.pi, n_samples)
+    return radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)]), y
+
+
+def load_circles(
+    *, n_samples: int = 1100, noise: float = 0.0, seed: int = 0, dtype: str | type = "float64"
+) -> Dataset:
+    """:func:`make_circles` split 60/20/20; one seeded generator draws points and split."""
+    dt = _resolve_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    X, y = make_circles(n_samples, noise=noise, rng=rng)
+    source = f"make_circles(n_samples={n_samples}, noise={noise}, seed={seed})"
+    train, valid, test = _random_split(_as_dtype(X, dt, source), y, rng=rng, where=source)
+    return Dataset("circles", *train, *valid, *test, n_classes=2, source=source)
+
+
+# -- IDX files -------------------------------------------------------------------------
+def read_idx(path: PathLike) -> NDArray[Any]:
+    """Read an IDX file, plain or gzip (told by its magic bytes, not its name).
+
+    Checks the two zero bytes, the type byte, ``NDIM >= 1`` and the exact data length;
+    never allocates more than the file can really hold.
+
+    Returns
+    -------
+    array of the shape in the header, native byte order (uint8 for MNIST)
+
+    Raises
+    ------
+    DataError
+        Naming the file and what is wrong with it.
+    """
+    path = _regular_file(path, "IDX file")
+    try:
+        with open(path, "rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            is_gzip = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            opened = gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else contextlib.nullcontext(raw)
+            with opened as stream:
+                dtype, shape = _read_idx_header(stream, path)
+                need = math.prod(shape) * dtype.itemsize
+                _check_claim(path, need, size=size, header=4 + 4 * len(shape), is_gzip=is_gzip)
+                data = _read_capped(stream, need + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read it ({_describe(exc)}); {IDX_FIX}.") from exc
+    if len(data) != need:
+        problem = "truncated" if len(data) < need else "followed by trailing bytes"
+        raise DataError(f"{path}: the data is {problem}: shape {shape} of {dtype.name} needs {need} bytes; {IDX_FIX}.")
+    return np.frombuffer(data, dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _read_idx_header(stream: _Readable, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
+    """Parse ``00 00 TYPE NDIM`` and the NDIM big-endian uint32 sizes."""
+    magic = bytes(_read_capped(stream, 4))
+    if len(magic) < 4:
+        raise DataError(f"{path}: an IDX file must start with 4 magic bytes. Got {len(magic)} bytes in all; {IDX_FIX}.")
+    if magic[:2] != b"\0\0":
+        raise DataError(f"{path}: an IDX magic must start with 00 00. Got {magic[:2].hex(' ')} instead; {IDX_FIX}.")
+    if magic[2] not in IDX_TYPES:
+        known = ", ".join(f"{t:02x}" for t in IDX_TYPES)
+        raise DataError(f"{path}: the IDX type byte must be one of {known}. Got {magic[2]:02x} instead; {IDX_FIX}.")
+    ndim = magic[3]
+    if ndim < 1:
+        raise DataError(f"{path}: an IDX file must have at least 1 dimension. Got 0 instead; {IDX_FIX}.")
+    sizes = bytes(_read_capped(stream, 4 * ndim))
+    if len(sizes) < 4 * ndim:
+        raise DataError(f"{path}: the IDX header is truncated: {ndim} dimensions need {4 * ndim} bytes; {IDX_FIX}.")
+    return IDX_TYPES[magic[2]], struct.unpack(f">{ndim}I", sizes)
+
+
+def _check_claim(path: Path, need: int, *, size: int, header: int, is_gzip: bool) -> None:
+    """Reject, before reading, a header claiming more data than the file can hold."""
+    if is_gzip and need > MAX_DEFLATE_RATIO * size:
+        raise DataError(
+            f"{path}: the IDX header claims {_size_text(need)} bytes of data, "
+            f"more than a {size}-byte gzip file can hold; {IDX_FIX}."
+        )
+    if not is_gzip and need != size - header:
+        problem = "truncated" if need > size - header else "followed by trailing bytes"
+        raise DataError(
+            f"{path}: the data is {problem}: the header claims {_size_text(need)} bytes, "
+            f"the file holds {size - header}; {IDX_FIX}."
+        )
+
+
+def _size_text(n: int) -> str:
+    """``n`` in digits, or as a power of ten when a hostile header makes it absurdly long."""
+    # NOTE: str() of an int over 4,300 digits raises ValueError, and a header of 255
+    # dimensions of 2**32 - 1 claims a 2,457-digit size.
+    return str(n) if abs(n) < 10**15 else f"about {'-' if n < 0 else ''}10^{abs(n).bit_length() * 30103 // 100000}"
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(_size_text, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _read_capped(stream: _Readable, limit: int) -> bytearray:
+    """Read at most ``limit`` bytes in chunks, so a lying size never allocates more than the data."""
+    buf = bytearray()
+    while len(buf) < limit:
+        chunk = stream.read(min(CHUNK, limit - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _expand(path: PathLike) -> Path:
+    """``path`` with a leading ``~`` expanded (left as is when no home folder is known)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # "~nosuchuser/...", or no $HOME and no passwd entry
+        return Path(path)
+
+
+def _regular_file(path: PathLike, what: str) -> Path:
+    """The path of an existing regular file (never a FIFO or device that could block)."""
+    path = _expand(path)
+    if not path.is_file():
+        problem = "is not a regular file" if path.exists() else "does not exist"
+        raise DataError(f"{path}: this {what} {problem}; check the path.")
+    return path
+
+
+def _read_pair(images_path: Path, labels_path: Path) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Images (n, rows, cols) and labels (n,), both uint8, from two IDX files of one set."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise DataError(
+            f"{images_path}: an images file must be 3-D unsigned bytes (magic 2051). "
+            f"Got {images.ndim}-D {images.dtype} instead; check that it is an images file."
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise DataError(
+            f"{labels_path}: a labels file must be 1-D unsigned bytes (magic 2049). "
+            f"Got {labels.ndim}-D {labels.dtype} instead; check that it is a labels file."
+        )
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
+            "the two files must come from the same set."
+        )
+    return images, labels
+
+
+def _pixels(images: NDArray[np.uint8], dt: type) -> Array:
+    """Images (n, rows, cols) of bytes to rows (n, rows * cols) in [0, 1] of dtype ``dt``."""
+    X: Array = images.reshape(images.shape[0], -1).astype(dt)
+    X /= dt(255)
+    return X
+
+
+def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: bool) -> Dataset:
+    """Read the four IDX files and split train into train and valid."""
+    images, labels = _read_pair(files[0], files[1])
+    test_images, test_labels = _read_pair(files[2], files[3])
+    shape = images.shape[1:]
+    if test_images.shape[1:] != shape or (named and shape != IMAGE_SHAPE):
+        want = IMAGE_SHAPE if named else shape
+        raise DataError(
+            f"{files[2]}: images must be {want[0]}x{want[1]} like those of {files[0]}. "
+            f"Got {shape} and {test_images.shape[1:]} instead; check that both files come from {name}."
+        )
+    n = len(labels)
+    cut = n - (N_VALID if n > BIG_TRAIN else n // 5)
+    X, y = _pixels(images, dt), labels.astype(np.intp)
+    y_test = test_labels.astype(np.intp)
+    n_classes = len(CLASS_NAMES[name]) if named else int(max(y.max(initial=0), y_test.max(initial=0))) + 1
+    return Dataset(
+        name, X[:cut], y[:cut], X[cut:], y[cut:], _pixels(test_images, dt), y_test, n_classes=n_classes,
+        image_shape=(int(shape[0]), int(shape[1])), class_names=CLASS_NAMES[name] if named else None, source=source,
+    )
+
+
+def _find_file(directory: Path, base: str) -> Path | None:
+    for candidate in (directory / base, directory / f"{base}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _find_idx_files(directory: Path) -> list[Path] | None:
+    """The four IDX files in ``directory`` (plain preferred to ``.gz``), or None if any is missing."""
+    found = [_find_file(directory, base) for base in IDX_FILES]
+    return [f for f in found if f is not None] if all(f is not None for f in found) else None
+
+
+def load_idx_dir(directory: PathLike, *, dtype: str | type = "float64") -> Dataset:
+    """Load a folder holding ``train-images-idx3-ubyte[.gz]`` and its three siblings.
+
+    Validation is the last 10,000 training rows when there are more than 20,000, else
+    the last 20%; ``n_classes`` is the largest label + 1.
+    """
+    dt = _resolve_dtype(dtype)
+    directory = _expand(directory)
+    files = _find_idx_files(directory)
+    if files is None:
+        missing = [base for base in IDX_FILES if _find_file(directory, base) is None]
+        raise DataError(
+            f"{directory}: a folder of IDX data must hold {', '.join(IDX_FILES)} (each may end in .gz). "
+            f"Missing: {', '.join(missing)}."
+        )
+    return _load_idx(files, name=directory.name, dt=dt, source=str(directory), named=False)
+
+
+# -- named sets: lookup and download ---------------------------------------------------
+def cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/npmlp/<name>`` if that variable is an absolute path, else ``~/.cache/npmlp/<name>``."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return root / "npmlp" / name
+
+
+def search_dirs(name: str, data_dir: PathLike | None = None) -> list[Path]:
+    """Folders searched for the named set ``name``, in order (see the module docstring)."""
+    dirs: list[Path] = []
+    if data_dir is not None:
+        dirs += [_expand(data_dir) / name, _expand(data_dir)]
+    if os.environ.get("NPMLP_DATA"):
+        dirs.append(_expand(os.environ["NPMLP_DATA"]) / name)
+    dirs += [cache_dir(name), *SYSTEM_DIRS.get(name, ())]
+    return list(dict.fromkeys(dirs))
+
+
+def _load_named(
+    name: str, *, data_dir: PathLike | None, dt: type, download: bool, progress: bool, mirrors: Sequence[str] | None
+) -> Dataset:
+    """The first complete folder of :func:`search_dirs`, else a download into the cache."""
+    searched = search_dirs(name, data_dir)
+    for directory in searched:
+        files = _find_idx_files(directory)
+        if files is not None:
+            return _load_idx(files, name=name, dt=dt, source=str(directory), named=True)
+    cache = cache_dir(name)
+    failure = _download_set(name, cache, mirrors=_mirrors(name, mirrors), progress=progress) if download else None
+    files = _find_idx_files(cache) if download and failure is None else None
+    if files is not None:
+        return _load_idx(files, name=name, dt=dt, source=f"{cache} (downloaded)", named=True)
+    raise DataError(
+        f"{name} not found: put {', '.join(OFFICIAL_FILES[name])} (gzipped or not) in {cache}/ "
+        f"(or pass --data-dir DIR, or set NPMLP_DATA to a folder holding {name}/); "
+        f"looked in {', '.join(map(str, searched))}; {failure or 'downloading is off'}."
+    )
+
+
+def _mirrors(name: str, mirrors: Sequence[str] | None) -> tuple[str, ...]:
+    """``mirrors``, else ``$NPMLP_MIRROR_<NAME>`` (comma-separated), else the official ones."""
+    if mirrors is not None:
+        return (mirrors,) if isinstance(mirrors, str) else tuple(mirrors)
+    env = os.environ.get(f"NPMLP_MIRROR_{name.upper().replace('-', '_')}", "")
+    return tuple(m.strip() for m in env.split(",") if m.strip()) or MIRRORS[name]
+
+
+def _download_set(name: str, directory: Path, *, mirrors: Sequence[str], progress: bool) -> str | None:
+    """Download the files of ``name`` missing from ``directory``; why it failed, or None."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {directory} ({exc})"
+    for filename, (size, sha256) in OFFICIAL_FILES[name].items():
+        if _find_file(directory, filename.removesuffix(".gz")) is not None:
+            continue
+        reasons = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + filename
+            try:
+                _fetch(url, directory / filename, size=size, sha256=sha256, progress=progress)
+                break
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                reasons.append(f"{url}: {_describe(exc)}")
+        else:
+            return "download failed: " + ("; ".join(reasons) or "no mirror to download from")
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return str(exc) or type(exc).__name__
+
+
+def _fetch(url: str, target: Path, *, size: int, sha256: str, progress: bool) -> None:
+    """Download ``url`` to ``target`` atomically, kept only if its size and SHA-256 are official."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                    n, digest = _copy(response, out, limit=size + 1, bar=_progress_bar(progress, size, target.name))
+            except urllib.error.HTTPError as exc:
+                exc.close()  # it holds the open response
+                raise
+            out.flush()
+            os.fsync(out.fileno())
+        if n != size or digest != sha256:
+            raise DataError(
+                f"corrupted download rejected: {n} bytes with SHA-256 {digest[:16]}..., "
+                f"expected {size} bytes with SHA-256 {sha256[:16]}..."
+            )
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any) -> tuple[int, str]:
+    """Copy at most ``limit`` bytes; return how many and their SHA-256 hex digest."""
+    digest, n = hashlib.sha256(), 0
+    try:
+        while n < limit:
+            chunk = src.read(min(CHUNK, limit - n))
+            if not chunk:
+                break
+            digest.update(chunk)
+            dst.write(chunk)
+            n += len(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return n, digest.hexdigest()
+
+
+def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
+    """A tqdm bar on stderr when asked for, stderr is a terminal and tqdm is installed."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm  # optional: pip install npmlp[progress]
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr, leave=False)
+
+
+# -- text and .npy files ---------------------------------------------------------------
+def _read_bytes(path: Path, limit: int = -1) -> bytes:
+    """The first ``limit`` bytes of a file (all when -1), I/O errors as DataError."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc}); check the path and its permissions.") from exc
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return _read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: a data file must be UTF-8 text (numbers separated by commas or whitespace). "
+            f"Got byte 0x{exc.object[exc.start]:02x} at offset {exc.start} instead."
+        ) from exc
+
+
+def _read_table(path: Path) -> tuple[NDArray[np.float64], list[int]]:
+    """Rows of finite numbers (n_rows, n_columns) and their line numbers.
+
+    Blank lines and lines starting with ``#`` are skipped; the separator is a comma
+    when the first data line has one, else whitespace.
+    """
+    lines = [(i, s.strip()) for i, s in enumerate(_read_text(path).split("\n"), start=1)]
+    lines = [(i, s) for i, s in lines if s and not s.startswith("#")]
+    if not lines:
+        raise DataError(f"{path}: a data file must have rows of numbers. Got no data rows (empty or only comments).")
+    comma = "," in lines[0][1]
+    rows = [[c.strip() for c in s.split(",")] if comma else s.split() for _, s in lines]
+    numbers = [i for i, _ in lines]
+    for i, row in zip(numbers, rows):
+        if len(row) != len(rows[0]):
+            raise DataError(
+                f"{path}, line {i}: every row must have {len(rows[0])} columns like line {numbers[0]}. "
+                f"Got {len(row)} instead."
+            )
+    return _parse_numbers(path, rows, numbers), numbers
+
+
+def _parse_numbers(path: Path, rows: list[list[str]], numbers: list[int]) -> NDArray[np.float64]:
+    """Convert the cells to float64, naming the first cell that is not a finite number."""
+    T: NDArray[np.float64] | None = None
+    try:
+        T = np.array(rows, dtype=np.float64)
+        bad = ~np.isfinite(T)
+    except (ValueError, OverflowError):
+        bad = np.array([[not _is_finite_number(c) for c in row] for row in rows])
+    if T is None or bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0]) if bad.any() else (0, 0)
+        hint = " (a header? remove it or start it with #)" if r == 0 else ""
+        raise DataError(
+            f"{path}, line {numbers[r]}, column {c + 1}: every cell must be a finite number. "
+            f"Got {rows[r][c][:40]!r} instead{hint}."
+        )
+    return T
+
+
+def _is_finite_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except (ValueError, OverflowError):
+        return False
+
+
+def read_table(path: PathLike) -> NDArray[np.float64]:
+    """The numbers of a CSV or whitespace-separated text file, shape (n_rows, n_columns).
+
+    Raises :class:`DataError` for an empty file, ragged rows, or a cell that is not a
+    finite number, naming the line and column.
+    """
+    return _read_table(_regular_file(path, "text file"))[0]
+
+
+def _features_labels(path: Path, T: NDArray[np.float64], numbers: list[int]) -> tuple[NDArray[np.float64], Labels]:
+    """Split a table into features (n, d) and integer labels (n,) from its last column."""
+    if T.shape[1] < 2:
+        raise DataError(
+            f"{path}: a data set file must have at least 2 columns (features, then the label). Got 1 instead."
+        )
+    labels = T[:, -1]
+    bad = (labels != np.floor(labels)) | (labels < 0) | (labels >= MAX_CLASSES)
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise DataError(
+            f"{path}, line {numbers[r]}: the label (last column) must be an integer in [0, {MAX_CLASSES}). "
+            f"Got {labels[r]:g} instead."
+        )
+    return T[:, :-1], labels.astype(np.intp)
+
+
+def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64") -> Dataset:
+    """A text file of features then an integer label per row, split 60/20/20 (seeded).
+
+    Labels are kept as written: ``n_classes = max label + 1``.
+    """
+    dt = _resolve_dtype(dtype)
+    path = _regular_file(path, "data file")
+    X, y = _features_labels(path, *_read_table(path))
+    train, valid, test = _random_split(_as_dtype(X, dt, str(path)), y, rng=np.random.default_rng(seed), where=str(path))
+    return Dataset(path.name, *train, *valid, *test, n_classes=int(y.max()) + 1, source=str(path))
+
+
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+    (3, 0): np.lib.format.read_array_header_2_0,  # 3.0 only allows a UTF-8 header
+}
+
+
+def _read_npy(path: Path) -> NDArray[Any]:
+    """A 2-D numeric ``.npy`` array, read without pickle and without trusting the header's size."""
+    # NOTE: the whole file is read first, so no length in a hostile header can make a
+    # read allocate more than the file itself.
+    data = bytearray(_read_bytes(path))
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in _NPY_HEADERS:
+            raise DataError(f"{path}: the .npy format version must be 1.0, 2.0 or 3.0. Got {version} instead.")
+        shape, fortran, dtype = _NPY_HEADERS[version](f)
+    except DataError:
+        raise
+    except Exception as exc:
+        # NOTE: NumPy parses the header (at most 10,000 characters) with ast and, for
+        # legacy headers, tokenize: junk raises ValueError, SyntaxError, TypeError,
+        # tokenize.TokenError... Any failure of that parser means "not a .npy file".
+        raise DataError(f"{path}: not a readable .npy file ({exc}); save it with numpy.save.") from exc
+    _check_npy_header(path, shape, dtype)
+    need, have = math.prod(shape) * dtype.itemsize, len(data) - f.tell()
+    if need != have:
+        raise DataError(f"{path}: the .npy header claims {_size_text(need)} bytes of data, the file holds {have}.")
+    X = np.frombuffer(data, dtype, offset=f.tell(), count=math.prod(shape))
+    return X.reshape(shape, order="F" if fortran else "C")
+
+
+def _check_npy_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if dtype.kind not in "iuf" or dtype.itemsize == 0:
+        raise DataError(f"{path}: features must be integers or floats. Got dtype {dtype} instead.")
+    if len(shape) != 2 or min(shape) < 0:
+        got = _shape_text(shape)
+        raise DataError(f"{path}: features must be a 2-D array of shape (n, d). Got shape {got} instead.")
+
+
+def load_features(path: PathLike, *, dtype: str | type = "float64") -> Array:
+    """Features to predict on, shape (n, d): a ``.npy`` file or a text table without labels.
+
+    ``.npy`` files (told by name or magic) are read with no pickle; text as in
+    :func:`read_table`. Every value must be finite and there must be at least one row.
+    """
+    dt = _resolve_dtype(dtype)
+    path = _regular_file(path, "features file")
+    is_npy = path.suffix.lower() == ".npy" or _read_bytes(path, limit=len(NPY_MAGIC)) == NPY_MAGIC
+    X = _read_npy(path) if is_npy else _read_table(path)[0]
+    if 0 in X.shape:
+        raise DataError(f"{path}: features must have at least one row and one column. Got shape {X.shape} instead.")
+    return _as_dtype(X, dt, str(path))
