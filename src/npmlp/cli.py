@@ -252,24 +252,18 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                        description="The main job: the seed's part 3 on this machine.")
     _common(p)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="where to look for MNIST first")
+    p.add_argument("--fast", action="store_true", help="small data and few epochs (for tests; also NPMLP_DEMO_FAST=1)")
     p.set_defaults(run=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    documents, ok = {}, True
-    for K in (1, 10):  # seed part 3, Q2 (one example) and Q4 (ten examples)
-        rng = np.random.default_rng(args.seed)
-        net = MLP.initialize((2, 2, 2), rng=rng, l1=1e-3, l2=1e-3)
-        X, y = rng.standard_normal((K, 2)), rng.integers(0, 2, size=K)
-        report = check_gradients(net, X, y)
-        ok &= report.passed
-        documents[f"gradcheck_K{K}"] = report.to_dict()
-        if not args.json:
-            print(f"== Gradient check on K={K} example(s), d=2, dh=2, m=2, all penalties 1e-3 ==")
-            print(report.format_text() + "\n")
-    if args.json:
-        emit(args, documents, "")
-    return 0 if ok else 1
+    from .demo import run_demo
+
+    fast = args.fast or os.environ.get("NPMLP_DEMO_FAST") == "1"
+    path, summary = run_demo(Path(args.out), fast=fast, seed=args.seed, data_dir=args.data_dir)
+    emit(args, {"report": str(path), **summary}, f"report: {path.resolve()}")
+    return 0
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_demo]

@@ -270,6 +270,42 @@ def decision_regions_figure(
     return fig
 
 
+def decision_regions_grid_figure(
+    panels: Sequence[tuple[str, Predict]],
+    data: tuple[ArrayLike, ArrayLike],
+    *,
+    ncols: int,
+    title: str,
+    resolution: int = 150,
+) -> Figure:
+    """Decision regions of several classifiers on the same data, one small panel each.
+
+    Parameters
+    ----------
+    panels : sequence of (name, predict)
+        One panel per classifier, filled row by row.
+    data : (X, y)
+        ``X`` of shape (n, 2), ``y`` of shape (n,), drawn in every panel.
+    ncols : int
+        Panels per row.
+    title : str
+    """
+    X, y = _check_points(*data)
+    nrows = -(-len(panels) // ncols)
+    fig = new_figure(3.6 * ncols, 3.9 * nrows + 0.8)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).reshape(-1)
+    for ax, (name, predict) in zip(axes, panels):
+        plot_decision_regions(predict, X, y, ax=ax, grid=decision_grid(predict, X, resolution=resolution))
+        wrong = np.mean(np.asarray(predict(X)).reshape(-1) != y)
+        ax.set_title(f"{name}\nerror {wrong:.1%}", fontsize="medium")
+        ax.get_legend().remove()
+        ax.set(xlabel="", ylabel="", xticks=[], yticks=[])
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    fig.suptitle(_wrap(title, width=int(22 * ncols)), fontsize="large")
+    return fig
+
+
 # -- learning curves ---------------------------------------------------------------------
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> NDArray[np.float64]:
     """``history[i][key]`` for every epoch, NaN where missing or None."""

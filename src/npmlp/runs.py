@@ -122,10 +122,12 @@ def run(
     resume: bool = False,
     progress: bool = False,
     pictures: bool = True,
+    dataset: Dataset | None = None,
 ) -> tuple[TrainResult, Dataset]:
     """Train as ``npmlp train`` does: load, train (or resume), checkpoint, write the outputs.
 
-    Returns the result and the data set it was trained on.
+    ``dataset``, when given, is used instead of loading ``data`` (which is then only
+    recorded). Returns the result and the data set it was trained on.
     """
     if resume:
         if out is None:
@@ -134,7 +136,8 @@ def run(
             raise ValueError(f"the run in {out} has finished: nothing to resume. Train without --resume to start afresh.")
         trainer, config, data = resume_trainer(out)
         print(f"resuming {out} at epoch {trainer.state.epoch + 1} (minibatch {trainer.state.batch})", file=sys.stderr)
-    dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
+    if dataset is None:
+        dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
     if not resume:
         rng = np.random.default_rng(config.seed)
         trainer = Trainer(config.build(dataset.n_features, dataset.n_classes, rng), config, rng)

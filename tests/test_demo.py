@@ -1,0 +1,59 @@
+"""`npmlp demo` in its fast mode: every part runs and lands in one self-contained report."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from npmlp import demo as demo_module
+from npmlp.cli import main
+from npmlp.errors import DataError
+
+from .conftest import FASHION_DIR
+
+
+def images_in(html: str) -> int:
+    return len(re.findall(r"data:image/png;base64,", html))
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not FASHION_DIR.exists(), reason="Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed")
+def test_fast_demo_writes_every_part(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("NPMLP_DEMO_FAST", "1")
+    monkeypatch.setenv("NPMLP_DATA", str(tmp_path / "nowhere"))  # MNIST absent: falls back to Fashion
+    monkeypatch.setattr("npmlp.datasets.DOWNLOAD_TIMEOUT", 0.01, raising=False)
+    assert main(["demo", "--json", "--out", str(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for name in ["report.html", "gradcheck.png", "circles_1.png", "circles_2.png", "circles_grid.png", "timing.png",
+                 "tuned/model.npz", "tuned/report.html", "tuned/curves.png", "tuned/confusion_matrix.png",
+                 "tuned/misclassified.png", "tuned/first_layer_weights.png"]:
+        assert (tmp_path / name).stat().st_size > 0, name
+    html = (tmp_path / "report.html").read_text()
+    # gradcheck, 2 circles runs, the grid, timing, and the tuned run's 4 figures
+    assert images_in(html) == 9
+    for heading in ["Gradient check (Q2, Q4)", "Circles: decision regions (Q5)", "Loop vs matrix backprop (Q8)",
+                    "A tuned run on fashion-mnist (Q9, Q10)"]:
+        assert heading in html
+    assert "The ratio between the two grads for the parameter W1" in html
+    assert doc["gradcheck_K1"]["passed"] and doc["gradcheck_K10"]["passed"]
+    assert doc["timing"]["ratio"] > 1  # the loop is slower than the matrix version
+    assert doc["report"].endswith("report.html")
+
+
+def test_demo_without_image_data_says_what_it_skipped(tmp_path: Path, monkeypatch, capsys) -> None:
+    def unavailable(name: str, **kw):
+        if name == "circles":
+            return real(name, **kw)
+        raise DataError(f"{name} not found: put the IDX files in ~/.cache/npmlp/{name}/")
+
+    real = demo_module.load_dataset
+    monkeypatch.setattr(demo_module, "load_dataset", unavailable)
+    path, summary = demo_module.run_demo(tmp_path, fast=True)
+    html = path.read_text()
+    assert "MNIST-format data (Q8-Q10): skipped" in html
+    assert "~/.cache/npmlp/mnist/" in html and "fashion-mnist not found" in html
+    assert images_in(html) == 4  # gradcheck and the circles figures still run
+    assert len(summary["skipped"]) == 2
