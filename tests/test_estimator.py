@@ -1,0 +1,185 @@
+"""MLPClassifier: scikit-learn's own checks pass, and underneath it is npmlp's training."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from npmlp.estimator import MLPClassifier  # noqa: E402
+from npmlp.training import TrainConfig, train  # noqa: E402
+
+#: Small settings that keep each of scikit-learn's checks to a fraction of a second.
+FAST = dict(hidden=(16,), lr=0.01, batch_size=16, epochs=20, random_state=0)
+
+
+@parametrize_with_checks([MLPClassifier(**FAST)])
+def test_scikit_learn_estimator_checks(estimator: MLPClassifier, check) -> None:
+    check(estimator)
+
+
+def blobs(n: int = 120, m: int = 3, *, seed: int = 0, spread: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """``m`` well-separated Gaussian blobs in 2D, labels 0..m-1 of shape (n,)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % m
+    centres = 2.0 * np.column_stack([np.cos(2 * np.pi * np.arange(m) / m), np.sin(2 * np.pi * np.arange(m) / m)])
+    return centres[y] + spread * rng.standard_normal((n, 2)), y
+
+
+def test_defaults_follow_scikit_learn_and_learn_an_easy_problem() -> None:
+    clf = MLPClassifier()
+    assert (clf.hidden, clf.optimizer, clf.lr, clf.batch_size, clf.epochs) == ((100,), "adam", 1e-3, 200, 200)
+    X, y = blobs(200)
+    assert clf.fit(X, y).score(X, y) > 0.95
+    assert clf.n_iter_ == 200 and clf.stopped_because_ == "max_epochs"
+
+
+def test_fit_is_train_with_the_same_seed() -> None:
+    X, y = blobs(90)
+    clf = MLPClassifier(hidden=(8, 5), activation="tanh", l2=1e-3, optimizer="momentum", lr=0.05, batch_size=7,
+                        epochs=4, random_state=3).fit(X, y)
+    config = TrainConfig(hidden=[8, 5], activation="tanh", l2=1e-3, optimizer="momentum", lr=0.05, batch_size=7,
+                         epochs=4, seed=3)
+    result = train({"train": (X, y)}, config)
+    for name, P in result.net.params.items():
+        np.testing.assert_array_equal(clf.net_.params[name], P)
+    assert clf.loss_curve_ == [row["train_loss"] for row in result.history]
+    np.testing.assert_array_equal(clf.predict(X), result.net.predict(X))
+
+
+def test_string_labels_round_trip() -> None:
+    X, codes = blobs(90)
+    names = np.array(["emu", "cat", "dog"])
+    for y in (names[codes], names[codes].astype(object)):
+        clf = MLPClassifier(**FAST).fit(X, y)
+        assert clf.classes_.tolist() == ["cat", "dog", "emu"]
+        assert set(clf.predict(X)) <= set(names) and clf.score(X, y) > 0.95
+        P = clf.predict_proba(X)
+        np.testing.assert_array_equal(clf.classes_[P.argmax(axis=1)], clf.predict(X))
+        np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), P, rtol=1e-12)
+
+
+def test_loss_curve_decreases_on_an_easy_problem() -> None:
+    X, y = blobs(60, 2)
+    # Full-batch gradient descent with a small step: every epoch lowers the loss.
+    clf = MLPClassifier(hidden=(8,), optimizer="sgd", lr=0.1, batch_size=60, epochs=30, random_state=0).fit(X, y)
+    curve = np.array(clf.loss_curve_)
+    assert len(curve) == clf.n_iter_ == 30
+    assert np.all(np.diff(curve) < 0) and curve[-1] < 0.5 * curve[0]
+
+
+def test_works_in_a_pipeline_with_a_scaler() -> None:
+    X, y = blobs(120)
+    X = 1000 * X + 5000  # badly scaled features: the scaler is what makes this learnable
+    model = make_pipeline(StandardScaler(), MLPClassifier(**FAST)).fit(X, y)
+    assert model.score(X, y) > 0.95
+
+
+def test_works_in_grid_search() -> None:
+    X, y = blobs(80)
+    search = GridSearchCV(MLPClassifier(**FAST), {"hidden": [(2,), (16,)], "lr": [0.01, 0.03]}, cv=2).fit(X, y)
+    assert search.best_params_["hidden"] in [(2,), (16,)]
+    assert search.best_score_ > 0.9 and len(search.cv_results_["params"]) == 4
+
+
+def test_partial_fit_continues_the_same_trainer() -> None:
+    X, y = blobs(60)
+    once = MLPClassifier(**{**FAST, "epochs": 2}).fit(X, y)
+    steps = MLPClassifier(**{**FAST, "epochs": 2})
+    steps.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+    for name, P in once.net_.params.items():  # two epochs in two calls == two epochs in one
+        np.testing.assert_array_equal(steps.net_.params[name], P)
+    assert steps.loss_curve_ == once.loss_curve_ and steps.n_iter_ == 2
+    steps.partial_fit(X, y)  # past `epochs`: one more epoch all the same
+    assert steps.n_iter_ == 3 and steps.stopped_because_ == "partial_fit"
+    once.partial_fit(X, y)  # after fit: continues from the fitted network
+    assert once.n_iter_ == 3
+
+
+def test_partial_fit_after_pickling_continues_identically() -> None:
+    X, y = blobs(60)
+    clf = MLPClassifier(**FAST).partial_fit(X, y, classes=[0, 1, 2])
+    copy = pickle.loads(pickle.dumps(clf))
+    clf.partial_fit(X, y)
+    copy.partial_fit(X, y)
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+
+
+def test_early_stopping_holds_out_a_validation_set() -> None:
+    X, y = blobs(200, spread=0.9, seed=1)
+    clf = MLPClassifier(**{**FAST, "epochs": 60}, early_stopping=3, validation_fraction=0.25).fit(X, y)
+    scores = clf.validation_scores_
+    assert len(scores) == clf.n_iter_ == len(clf.loss_curve_)
+    assert clf.best_epoch_ == 1 + int(np.argmax(scores))  # the first epoch with the best accuracy
+    assert clf.stopped_because_ in ("early_stopping", "max_epochs")
+    assert MLPClassifier(**FAST).fit(X, y).validation_scores_ is None
+
+
+def test_float32_end_to_end() -> None:
+    X, y = blobs(60)
+    clf = MLPClassifier(**FAST, dtype="float32").fit(X, y)
+    assert clf.net_.dtype == np.float32 and clf.predict_proba(X).dtype == np.float32
+
+
+def test_random_state_none_or_generator_draws_a_seed() -> None:
+    X, y = blobs(30)
+    a = MLPClassifier(hidden=(4,), epochs=1).fit(X, y)
+    b = MLPClassifier(hidden=(4,), epochs=1).fit(X, y)
+    assert not np.array_equal(a.net_.params["W1"], b.net_.params["W1"])
+    c = MLPClassifier(hidden=(4,), epochs=1, random_state=np.random.RandomState(0)).fit(X, y)
+    d = MLPClassifier(hidden=(4,), epochs=1, random_state=np.random.RandomState(0)).fit(X, y)
+    np.testing.assert_array_equal(c.net_.params["W1"], d.net_.params["W1"])
+
+
+def test_divergence_warns_and_keeps_finite_parameters() -> None:
+    X, y = blobs(60)
+    clf = MLPClassifier(hidden=(8,), optimizer="sgd", lr=1e6, batch_size=10, epochs=5, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        clf.fit(X, y)
+    assert clf.stopped_because_ == "diverged"
+    assert all(np.isfinite(P).all() for P in clf.net_.params.values())
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"optimizer": "rmsprop"}, "optimizer must be one of adam, momentum, nesterov, sgd"),
+        ({"lr": -1.0}, "lr must be a finite number > 0"),
+        ({"dtype": "float16"}, "dtype must be one of float64, float32"),
+        ({"activation": "cube"}, "activation must be one of"),
+        ({"early_stopping": True}, "early_stopping is a patience in epochs"),
+        ({"early_stopping": 2, "validation_fraction": 1.5}, r"validation_fraction must be in \(0, 1\)"),
+    ],
+)
+def test_bad_parameters_fail_in_fit_with_the_reason(params: dict, match: str) -> None:
+    clf = MLPClassifier(**{**FAST, **params})  # sklearn rule: __init__ only stores
+    X, y = blobs(30)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+
+
+def test_one_class_is_a_clear_error() -> None:
+    X = np.zeros((5, 2))
+    with pytest.raises(ValueError, match=r"at least 2 classes to learn from. Got 1 class \('a'\)"):
+        MLPClassifier(**FAST).fit(X, ["a"] * 5)
+
+
+def test_partial_fit_checks_its_classes() -> None:
+    X, y = blobs(30)
+    clf = MLPClassifier(**FAST)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"labels not in classes \[0, 1, 2\]: \[7\]"):
+        clf.partial_fit(X, np.where(y == 2, 7, y))
+    with pytest.raises(ValueError, match="classes must stay"):
+        clf.partial_fit(X, y, classes=[0, 1])
