@@ -13,6 +13,8 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# scikit-learn's estimator checks run their array-API case only when SciPy sees this at import.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 
 @pytest.fixture

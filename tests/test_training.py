@@ -146,3 +146,12 @@ def test_bad_settings_are_named() -> None:
         TrainConfig(lr=-1)
     with pytest.raises(ValueError, match="early_stopping needs a validation split"):
         train({"train": splits()["train"]}, TrainConfig(early_stopping=3))
+
+
+def test_an_epoch_callback_can_end_the_run_with_its_reason() -> None:
+    def after_three(trainer: Trainer) -> None:
+        if trainer.state.epoch == 3:
+            trainer.stop_after_epoch = "enough"
+
+    result = train(splits(), TrainConfig(hidden=[4], epochs=50), on_epoch=after_three)
+    assert result.stopped_because == "enough" and result.epochs_run == 3

@@ -11,11 +11,21 @@ from .network import MLP
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # MLPClassifier needs scikit-learn, an optional extra: import it only when asked for.
+    if name == "MLPClassifier":
+        from .estimator import MLPClassifier
+
+        return MLPClassifier
+    raise AttributeError(f"module 'npmlp' has no attribute {name!r}")
+
 __all__ = [
     "DataError",
     "DivergenceError",
     "GradCheckReport",
     "MLP",
+    "MLPClassifier",
     "ModelFileError",
     "NpmlpError",
     "__version__",

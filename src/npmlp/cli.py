@@ -246,6 +246,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- sweep ---------------------------------------------------------------------------
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="hyperparameter search (grid and/or random) on local processes or Dask",
+                       description="Run the trials of a TOML sweep file, append each to DIR/trials.jsonl as it "
+                                   "finishes (a restarted sweep skips them), rank them and plot the metric.")
+    _common(p)
+    p.add_argument("--config", required=True, metavar="FILE", help="the sweep's TOML file (see examples/)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a Dask scheduler, tcp://HOST:PORT: run the trials on its workers")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1; -1: one per core)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/sweep-<config name>)")
+    p.set_defaults(run=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import format_results, run_sweep
+
+    if args.jobs == 0 or args.jobs < -1:
+        raise ValueError(f"--jobs must be >= 1 or -1 (one per core). Got {args.jobs} instead.")
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.config).stem}"
+    result = run_sweep(args.config, out=out, jobs=args.jobs, scheduler=args.scheduler, progress=not args.json)
+    emit(args, result.to_dict(), format_results(result))
+    return 0 if result.best is not None else 1
+
+
 # -- demo ----------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the seed's experiments end to end",
@@ -266,7 +291,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_demo]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_sweep, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

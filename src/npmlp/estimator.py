@@ -40,12 +40,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["MLPClassifier"]
 
 
-class _EpochDone(Exception):
-    """Raised by partial_fit's epoch callback: one epoch of :func:`train` is all it wants."""
-
-
-def _stop_after_epoch(trainer: Trainer) -> None:
-    raise _EpochDone
+def _one_epoch(trainer: Trainer) -> None:
+    """partial_fit's epoch callback: one epoch of :func:`train` is all it wants."""
+    trainer.stop_after_epoch = "partial_fit"
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -208,11 +205,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         trainer = self._trainer
         epochs = max(trainer.config.epochs, trainer.state.epoch + 1)
         trainer.config = replace(trainer.config, epochs=epochs, early_stopping=None, tol=0.0)
-        result = None
-        try:
-            result = train({"train": (X, codes)}, trainer.config, trainer=trainer, on_epoch=_stop_after_epoch)
-        except _EpochDone:  # the epoch ran and was recorded in trainer.state
-            pass
+        result = train({"train": (X, codes)}, trainer.config, trainer=trainer, on_epoch=_one_epoch)
         self._record(trainer, result, validation=False)
         return self
 

@@ -12,6 +12,7 @@ import csv
 import io
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,9 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
         trainer.stop_requested = True
         trainer.stop_signal = signum  # type: ignore[attr-defined]
 
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals (e.g. a Dask worker's task thread)
+        return
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

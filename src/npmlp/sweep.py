@@ -287,23 +287,21 @@ def _blas_threads(n: int | None) -> Iterator[None]:
         yield
 
 
-def _time_budget(seconds: float | None) -> tuple[Callable[[Trainer], None] | None, list[bool]]:
+def _time_budget(seconds: float | None) -> Callable[[Trainer], None] | None:
     """An ``on_epoch`` callback that ends training before an epoch that would end past ``seconds``.
 
     The first epoch always runs; the next one runs when the mean epoch so far still fits.
     """
     if seconds is None:
-        return None, [False]
-    start, hit = time.perf_counter(), [False]
+        return None
+    start = time.perf_counter()
 
     def check(trainer: Trainer) -> None:
         elapsed, done = time.perf_counter() - start, trainer.state.epoch
         if trainer.state.batch == 0 and done and elapsed + elapsed / done > seconds:
-            # NOTE: train()'s loop re-reads config.epochs before each epoch; this trial's
-            # config is its own object, so lowering it ends this run, and no other.
-            trainer.config.epochs, hit[0] = done, True
+            trainer.stop_after_epoch = "time_budget"
 
-    return check, hit
+    return check
 
 
 def _kept_row(result: TrainResult) -> Mapping[str, Any]:
@@ -321,8 +319,7 @@ def _train_trial(trial: Mapping[str, Any], max_seconds: float | None) -> dict[st
     """Load the data and train as ``npmlp train`` does (without writing files); the outcome."""
     config = TrainConfig.from_dict(trial["config"])
     dataset = DataSpec(**trial["data"]).load(seed=config.seed, dtype=config.dtype)
-    on_epoch, hit = _time_budget(max_seconds)
-    result = train(dataset.splits(), config, on_epoch=on_epoch)
+    result = train(dataset.splits(), config, on_epoch=_time_budget(max_seconds))
     if not result.history:  # diverged in the first epoch: nothing to rank
         raise ArithmeticError(result.message or f"training stopped ({result.stopped_because}) before one epoch ended")
     row = _kept_row(result)
@@ -331,7 +328,7 @@ def _train_trial(trial: Mapping[str, Any], max_seconds: float | None) -> dict[st
         "final": {k: _finite(v) for k, v in result.final().items()},
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
-        "stopped_because": "time_budget" if hit[0] else result.stopped_because,
+        "stopped_because": result.stopped_because,
         "message": result.message,
     }
 

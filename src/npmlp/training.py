@@ -157,6 +157,7 @@ class Trainer:
         self.workspace = Workspace(net, config.batch_size)
         self.state = TrainState()
         self.stop_requested = False  # set by a signal handler: stop after this minibatch
+        self.stop_after_epoch: str | None = None  # set by an on_epoch callback: end the run, saying why
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
@@ -246,7 +247,8 @@ def train(
         One line per epoch on stderr when stderr is a terminal.
     on_epoch : callable, optional
         Called with the trainer after every epoch (checkpoints) and when a stop was
-        requested mid-epoch.
+        requested mid-epoch. Setting ``trainer.stop_after_epoch`` to a reason ends the
+        run after this epoch, with that reason as ``stopped_because``.
 
     Returns
     -------
@@ -296,6 +298,8 @@ def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch
         stopped = _stopping(trainer, before, row)
         if on_epoch:
             on_epoch(trainer)
+        if stopped == "running" and trainer.stop_after_epoch:
+            stopped, trainer.stop_after_epoch = trainer.stop_after_epoch, None
         if stopped != "running":
             break
     else:
