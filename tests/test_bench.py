@@ -1,0 +1,194 @@
+"""The benchmark harness: its document, interleaving, ratios, skipped peers and the table.
+
+Timings are never compared with a threshold here: on a shared 2-core machine they mean
+nothing. Only the structure and the arithmetic of the report are tested.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npmlp import bench
+from npmlp.bench import IMPLS, format_bench, interleave, run_bench, summarize, training_data
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+OURS = ["npmlp-matrix", "npmlp-loop", "gemm-only"]
+
+
+@pytest.fixture
+def tiny(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """300 rows, 20 features, 3 classes."""
+    return rng.random((300, 20)), rng.integers(0, 3, 300)
+
+
+def quick(data: tuple[np.ndarray, np.ndarray], **options: object) -> dict:
+    settings = {"data": data, "batch_size": 50, "repeats": 2, "loop_batches": 1, "memory": False, **options}
+    return run_bench(**settings)  # type: ignore[arg-type]
+
+
+def block_peers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import sklearn...`` and ``import torch`` fail as if they were not installed."""
+    for name in ("sklearn", "sklearn.neural_network", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_document_structure_and_ratios(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    doc = quick(tiny, dtypes=("float64", "float32"))
+    assert set(doc) == {"machine", "settings", "configs", "skipped", "warnings"}
+    assert [c["dtype"] for c in doc["configs"]] == ["float64", "float32"]
+    for c in doc["configs"]:
+        assert {"name", "hidden", "dtype", "batch_size", "results", "npmlp_over_gemm"} <= set(c)
+        assert list(c["results"]) == OURS and c["hidden"] == [10] and c["batch_size"] == 50
+        base = c["results"]["npmlp-matrix"]["median"]
+        for r in c["results"].values():
+            assert len(r["runs"]) == 2 and all(t > 0 for t in r["runs"])
+            assert r["min"] <= r["median"] <= r["max"]
+            assert r["ratio_to_npmlp"] == pytest.approx(r["median"] / base)
+        assert c["npmlp_over_gemm"] == pytest.approx(base / c["results"]["gemm-only"]["median"])
+        assert c["results"]["npmlp-loop"]["timed_rows"] == 50  # one minibatch, scaled to the epoch
+
+
+def test_runs_are_interleaved(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    doc = quick(tiny, dtypes=("float32",), repeats=3)
+    assert doc["configs"][0]["order"] == OURS * 3
+
+
+def test_interleave_warms_up_once_then_alternates() -> None:
+    calls: list[str] = []
+
+    def epoch(name: str):  # a fake implementation that records when it runs
+        return lambda: calls.append(name) or 1.0
+
+    warmup, runs, order = interleave({k: epoch(k) for k in "ABC"}, 2)
+    assert calls == list("ABC" * 3) and order == list("ABCABC")
+    assert warmup == {"A": 1.0, "B": 1.0, "C": 1.0} and runs == {k: [1.0, 1.0] for k in "ABC"}
+
+
+def test_summarize_medians_and_ratios_by_hand() -> None:
+    out = summarize({"npmlp-matrix": [3.0, 1.0, 2.0], "gemm-only": [0.5, 1.5, 1.0]})
+    assert out["npmlp-matrix"] == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": [3.0, 1.0, 2.0], "ratio_to_npmlp": 1.0}
+    assert out["gemm-only"]["ratio_to_npmlp"] == 0.5  # median 1.0 / 2.0
+
+
+def test_missing_peers_are_skipped_with_a_hint(tiny: tuple[np.ndarray, np.ndarray],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    block_peers(monkeypatch)
+    doc = quick(tiny, dtypes=("float32",), peers=True, repeats=1)
+    assert list(doc["configs"][0]["results"]) == OURS
+    assert "npmlp[bench]" in doc["skipped"]["sklearn"] and "torch==2.13.0" in doc["skipped"]["torch"]
+    table = format_bench(doc)
+    for name in IMPLS:
+        assert name in table
+    assert "skipped" in table and "pip install torch==2.13.0" in table
+
+
+def test_sklearn_peer_runs_when_installed(tiny: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sklearn")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    doc = quick(tiny, dtypes=("float32",), peers=True, repeats=1, loop=False)
+    assert list(doc["configs"][0]["results"]) == ["npmlp-matrix", "gemm-only", "sklearn"]
+    assert "alpha = 2*l2*K = 0.1" in doc["configs"][0]["results"]["sklearn"]["note"]  # 2 * 1e-3 * 50
+
+
+def test_torch_peer_runs_when_installed(tiny: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    monkeypatch.setitem(sys.modules, "sklearn.neural_network", None)
+    threads = torch.get_num_threads()
+    doc = quick(tiny, dtypes=("float64",), peers=True, repeats=1, loop=False, threads=1)
+    assert "torch" in doc["configs"][0]["results"] and "sklearn" in doc["skipped"]
+    assert doc["machine"]["torch"]["threads"] == 1  # set to the pinned BLAS count ...
+    assert torch.get_num_threads() == threads  # ... and restored afterwards
+
+
+def test_format_bench_lists_every_implementation(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    doc = quick(tiny, dtypes=("float64",), repeats=1)
+    table = format_bench(doc)
+    for name in OURS:
+        assert name in table
+    assert "numpy" in table and "GEMM-only limit" in table and "h10-float64" in table
+
+
+def test_threads_are_pinned_and_released(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+    doc = quick(tiny, dtypes=("float64",), repeats=1, threads=1)
+    assert doc["machine"]["threads_pinned"] == 1 and doc["machine"]["blas"]["num_threads"] == 1
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
+
+
+def test_threads_without_threadpoolctl_warn(tiny: tuple[np.ndarray, np.ndarray],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "threadpoolctl" else find_spec(name, *a))
+    doc = quick(tiny, dtypes=("float64",), repeats=1, threads=1)
+    assert doc["machine"]["threads_pinned"] is None
+    assert any("threads=1 not applied: threadpoolctl is not installed" in w for w in doc["warnings"])
+
+
+def test_busy_machine_warns(tiny: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "_loadavg", lambda: [1000.0, 1000.0, 1000.0])
+    doc = quick(tiny, dtypes=("float64",), repeats=1)
+    assert any("before the run" in w for w in doc["warnings"])
+    assert "WARNING: machine busy" in format_bench(doc)
+
+
+def test_memory_is_measured_in_a_subprocess(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = tiny
+    doc = quick(tiny, dtypes=("float32",), repeats=1, loop=False, memory=True)
+    mem = doc["configs"][0]["memory"]
+    assert "error" not in mem, mem
+    assert mem["data_bytes"] == X.astype(np.float32).nbytes + y.astype(np.intp).nbytes
+    assert mem["epoch_peak"] >= mem["rss_before_data"] > 0
+    assert mem["epoch_over_data"] == pytest.approx((mem["epoch_peak"] - mem["rss_before_data"]) / mem["data_bytes"])
+    assert isinstance(mem["within_target"], bool) and "memory: data" in format_bench(doc)
+
+
+def test_training_data_keeps_the_first_rows_in_the_dtype(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y, m = training_data("unused", "float32", data=tiny, max_rows=100)
+    assert X.shape == (100, 20) and X.dtype == np.float32 and X.flags.c_contiguous
+    assert y.dtype == np.intp and m == 3 and not np.shares_memory(y, tiny[1])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gemm_only_arrays_share_the_data_dtype(dtype: str) -> None:
+    X = np.zeros((10, 6), dtype)
+    Ws, outs, dHs, dWs = bench.gemm_arrays(bench.Problem(X, np.zeros(10, np.intp), 3, (5, 4), 10, 0.1, 0, 0, 0))
+    assert [W.shape for W in Ws] == [(5, 6), (4, 5), (3, 4)] and [D.shape for D in dHs] == [(10, 5), (10, 4)]
+    assert {A.dtype for A in Ws + outs + dHs + dWs} == {np.dtype(dtype)}  # a mixed-dtype matmul is slow
+
+
+def test_gemm_only_handles_deeper_networks_and_partial_minibatches(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    doc = quick(tiny, hidden=(8, 4), batch_size=70, dtypes=("float64",), repeats=1, loop=False)
+    assert doc["configs"][0]["hidden"] == [8, 4]
+    assert math.isfinite(doc["configs"][0]["npmlp_over_gemm"])
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [({"repeats": 0}, "repeats must be an integer >= 1"), ({"threads": 0}, "threads must be"),
+     ({"max_rows": 0}, "max_rows must be an integer >= 1. Got 0"),
+     ({"dtypes": ("float16",)}, "dtype must be one of float64, float32. Got 'float16'")],
+)
+def test_bad_settings_are_refused(tiny: tuple[np.ndarray, np.ndarray], options: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        quick(tiny, **options)
+
+
+def test_bad_data_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"data must be X of shape \(n, d\) and y of shape \(n,\)"):
+        training_data("unused", "float64", data=(np.zeros((4, 2)), np.zeros(3, int)))
+
+
+@pytest.mark.realdata
+def test_real_fashion_mnist_subset() -> None:
+    if not FASHION_DIR.exists():
+        pytest.skip(f"Fashion-MNIST is not at {FASHION_DIR}")
+    doc = run_bench(max_rows=1000, dtypes=("float32",), repeats=1, loop_batches=1, memory=False)
+    c = doc["configs"][0]
+    assert (c["rows"], c["features"], c["classes"]) == (1000, 784, 10)
