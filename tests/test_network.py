@@ -118,3 +118,14 @@ def test_bad_inputs_name_the_problem(rng) -> None:
         MLP.initialize((2, 2), rng=rng, dtype="float16")
     with pytest.raises(ValueError, match=r"cannot chain W1 \(3, 2\) and W2 \(2, 4\)"):
         MLP({"W1": np.zeros((3, 2)), "b1": np.zeros(3), "W2": np.zeros((2, 4)), "b2": np.zeros(2)})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_sign_is_exact_for_every_normal_weight(dtype: type) -> None:
+    from npmlp.network import l1_sign
+
+    info = np.finfo(dtype)
+    W = np.array([0.0, -0.0, info.tiny, -info.tiny, 1e-3, -2.5, info.max, -info.max, np.inf, -np.inf], dtype=dtype)
+    out = np.empty_like(W)
+    np.testing.assert_array_equal(l1_sign(W, 0.25, out=out), (0.25 * np.sign(W)).astype(dtype))
+    assert out.dtype == dtype

@@ -62,10 +62,12 @@ Epoch = Callable[[], float]  # trains (or multiplies) one epoch, returns seconds
 IMPLS = ("npmlp-matrix", "npmlp-loop", "gemm-only", "sklearn", "torch")
 BASE = "npmlp-matrix"
 PEER_HINTS = {"sklearn": "pip install 'npmlp[bench]'", "torch": "pip install torch==2.13.0"}
-#: The issue's two configurations: the seed's network, and a wide one in float32.
+#: The issue's two configurations: the seed's network (with its elastic net), and a wide
+#: one in float32 (the issue gives it no penalty; "B+pen" adds the seed's, to show its cost).
 PRESETS: dict[str, dict[str, Any]] = {
-    "A": {"hidden": (10,), "dtype": "float64"},
-    "B": {"hidden": (512,), "dtype": "float32"},
+    "A": {"hidden": (10,), "dtype": "float64", "l1": 1e-3, "l2": 1e-3},
+    "B": {"hidden": (512,), "dtype": "float32", "l1": 0.0, "l2": 0.0},
+    "B+pen": {"hidden": (512,), "dtype": "float32", "l1": 1e-3, "l2": 1e-3},
 }
 BUSY_PER_CORE = 0.5  # a 1-minute load average above this per core: timings unreliable
 MEMORY_TARGET = 1.15  # peak training memory over the data's own size
@@ -601,7 +603,8 @@ def _run_config(c: dict[str, Any], *, impls: Sequence[str], dataset: str, data: 
                 loop_batches: int, memory: bool, threads: int | None,
                 log: Callable[[str], None] | None) -> dict[str, Any]:
     X, y, m = training_data(dataset, c["dtype"], data=data, data_dir=data_dir, max_rows=max_rows)
-    p = Problem(X, y, m, tuple(int(h) for h in c["hidden"]), *settings)
+    batch_size, lr, l1, l2, seed = settings
+    p = Problem(X, y, m, tuple(int(h) for h in c["hidden"]), batch_size, lr, c.get("l1", l1), c.get("l2", l2), seed)
     if log:
         log(f"config {c['name']}: hidden {list(p.hidden)}, {c['dtype']}, {X.shape[0]} rows, K={p.batch_size}")
     mem = measure_memory(p, dataset=dataset, data_dir=data_dir, max_rows=max_rows, in_memory=data is not None,
@@ -648,8 +651,8 @@ def _header(doc: dict[str, Any]) -> list[str]:
 
 
 def _section(c: dict[str, Any], skipped: dict[str, str]) -> list[str]:
-    lines = ["", f"[{c['name']}] hidden {c['hidden']}, {c['dtype']}, K={c['batch_size']}, {c['rows']} rows x "
-                  f"{c['features']} features, {c['classes']} classes",
+    lines = ["", f"[{c['name']}] hidden {c['hidden']}, {c['dtype']}, K={c['batch_size']}, l1={c['l1']:g}, "
+                  f"l2={c['l2']:g}, {c['rows']} rows x {c['features']} features, {c['classes']} classes",
              f"{'implementation':<14} {'median':>9} {'min':>9} {'max':>9} {'/ npmlp':>8}  note"]
     for name, r in c["results"].items():
         lines.append(f"{name:<14} {r['median']:>9.4f} {r['min']:>9.4f} {r['max']:>9.4f} "

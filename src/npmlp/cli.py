@@ -246,6 +246,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench ---------------------------------------------------------------------------
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="seconds per epoch: matrix vs loop, the GEMM limit, scikit-learn and PyTorch",
+                       description="Times one training epoch of each implementation, interleaved in one run, "
+                                   "and prints medians, ranges and ratios. Default: the configurations A (the "
+                                   "seed's: dh=10 float64, elastic net 1e-3), B (dh=512 float32) and B+pen.")
+    _common(p)
+    p.add_argument("--dataset", default="fashion-mnist", metavar="D", help="data set (default fashion-mnist)")
+    p.add_argument("--data-dir", default=None, metavar="DIR")
+    p.add_argument("--hidden", type=int_list, default=None, metavar="H", help="instead of the presets: these sizes")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="with --hidden: one dtype (default both)")
+    p.add_argument("--batch-size", type=positive_int, default=100, metavar="K", help="minibatch size (default 100)")
+    p.add_argument("--peers", action="store_true", help="also time scikit-learn and PyTorch when installed")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default 5)")
+    p.add_argument("--threads", type=positive_int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count(), help="BLAS and PyTorch threads, pinned for the run (default: usable CPUs)")
+    p.add_argument("--max-rows", type=positive_int, default=None, help="time on the first N training rows only")
+    p.add_argument("--no-loop", action="store_true", help="skip the (slow) loop backprop")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.set_defaults(run=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import PRESETS, format_bench, run_bench
+
+    if args.hidden is None:
+        configs = [{"name": k, **v} for k, v in PRESETS.items()]
+    else:
+        configs = [{"name": f"h{'-'.join(map(str, args.hidden))}-{dt}", "hidden": args.hidden, "dtype": dt}
+                   for dt in ([args.dtype] if args.dtype else ["float64", "float32"])]
+    doc = run_bench(dataset=args.dataset, data_dir=args.data_dir, configs=configs, batch_size=args.batch_size,
+                    peers=args.peers, loop=not args.no_loop, repeats=args.repeats, threads=args.threads,
+                    max_rows=args.max_rows, memory=not args.no_memory, seed=args.seed, progress=not args.json)
+    emit(args, doc, format_bench(doc))
+    return 0
+
+
 # -- sweep ---------------------------------------------------------------------------
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="hyperparameter search (grid and/or random) on local processes or Dask",
@@ -291,7 +328,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_sweep, _add_demo]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_bench, _add_sweep, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

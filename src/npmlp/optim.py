@@ -4,6 +4,11 @@ An optimizer only turns gradients into parameter updates; it knows nothing of
 networks. Every step works in place on the parameter arrays and may overwrite the
 gradient arrays (they are scratch buffers refilled by the next backprop), so a
 training step allocates nothing the size of a weight matrix.
+
+``step(params, grads, lr)`` receives ``grads`` already multiplied by
+``gradient_scale(lr)``: the step size for the rules that only ever use ``lr * g``
+(sgd, momentum, nesterov), 1 for Adam. The backprop folds that factor into its small
+output gradient, which saves a pass over every weight matrix per step.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ class SGD:
     def __init__(self, params: Arrays) -> None:
         self.state: Arrays = {}
 
+    def gradient_scale(self, lr: float) -> float:
+        return lr
+
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for k, P in params.items():
-            G = grads[k]
-            G *= lr
-            P -= G
+            P -= grads[k]  # grads[k] holds eta_t * g
 
 
 class Momentum:
@@ -37,11 +43,13 @@ class Momentum:
         self.momentum = momentum
         self.state = {f"v/{k}": np.zeros_like(P) for k, P in params.items()}
 
+    def gradient_scale(self, lr: float) -> float:
+        return lr
+
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for k, P in params.items():
-            V, G = self.state[f"v/{k}"], grads[k]
+            V, G = self.state[f"v/{k}"], grads[k]  # G holds eta * g
             V *= self.momentum
-            G *= lr
             V -= G
             P += V
 
@@ -51,8 +59,7 @@ class Nesterov(Momentum):
 
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for k, P in params.items():
-            V, G = self.state[f"v/{k}"], grads[k]
-            G *= lr
+            V, G = self.state[f"v/{k}"], grads[k]  # G holds eta * g
             V *= self.momentum
             V -= G
             P -= G
@@ -67,6 +74,9 @@ class Adam:
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.state = {f"{s}/{k}": np.zeros_like(P) for k, P in params.items() for s in ("m", "v")}
         self.state["t"] = np.zeros((), dtype=np.int64)
+
+    def gradient_scale(self, lr: float) -> float:
+        return 1.0  # Adam divides by the gradient's running scale: it needs g itself
 
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         t = int(self.state["t"]) + 1

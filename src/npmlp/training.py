@@ -102,7 +102,7 @@ class TrainResult:
         return {f"{s}_error": row.get(f"{s}_error") for s in SPLITS}
 
 
-def evaluate(net: MLP, X: Array, y: NDArray[np.intp], *, batch_size: int = 8192) -> tuple[float, float]:
+def evaluate(net: MLP, X: Array, y: NDArray[np.intp], *, batch_size: int = 2048) -> tuple[float, float]:
     """Mean NLL (without penalty) and classification error of ``net`` on ``(X, y)``, batched."""
     if X.shape[0] == 0:
         return float("nan"), float("nan")
@@ -175,10 +175,11 @@ class Trainer:
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
         lr, backprop = self.lr_at(st.epoch), BACKPROPS[self.config.backprop]
+        scale = self.optimizer.gradient_scale(lr)
         for start in range(st.batch * K, X.shape[0], K):
             Xb, yb = ws.gather(X, y, order[start : start + K])
             # The inputs were validated once by train(): straight to the backprop.
-            grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws), scratch=ws.scratch)
+            grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws, scale), scratch=ws.scratch, scale=scale)
             self.optimizer.step(net.params, grads, lr)
             st.batch += 1
             if self.stop_requested:
