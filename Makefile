@@ -27,5 +27,11 @@ test: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(PY) -m npmlp bench --peers
 
+# The README's two pictures: run the demo, keep its circles regions and the tuned run's curves.
+docs: $(VENV)/.demo-installed
+	$(PY) -m npmlp demo --out runs/demo
+	cp runs/demo/circles_2.png docs/decision_regions.png
+	cp runs/demo/tuned/curves.png docs/learning_curves.png
+
 clean:
 	rm -rf $(VENV) runs build dist src/*.egg-info .pytest_cache .hypothesis

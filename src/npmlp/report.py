@@ -19,10 +19,11 @@ import math
 import numbers
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
+
+from .persistence import atomic_write_bytes
 
 #: History keys in column order, with the header shown for each.
 HISTORY_COLUMNS = {
@@ -282,40 +283,11 @@ def format_cell(value: Any, *, percent: bool = False, digits: int = 6) -> str:
 
 # -- helpers -----------------------------------------------------------------------------
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, fsync, rename.
-
-    A crash leaves either the old file or the new one, never half of one.
-    """
+    """Write ``data`` to ``path`` atomically (see :func:`npmlp.persistence.atomic_write_bytes`),
+    creating the parent directory first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with mode 0o666 lets the umask decide the permissions, as for any new file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable on POSIX; elsewhere a directory cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    return atomic_write_bytes(path, data)
 
 
 def _esc(text: Any) -> str:
