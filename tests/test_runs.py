@@ -179,3 +179,31 @@ def test_sigint_checkpoints_mid_epoch_and_resumes_exactly(tmp_path: Path, uninte
 def test_resume_of_a_finished_run_says_so(uninterrupted: Path, capsys) -> None:
     assert main(["train", "--resume", "--out", str(uninterrupted)]) == 2
     assert "has finished: nothing to resume" in capsys.readouterr().err
+
+
+def test_a_directory_of_mnist_idx_files_trains_like_a_named_set(tmp_path: Path, capsys) -> None:
+    from .test_datasets import write_idx_set
+
+    data = tmp_path / "my-mnist"
+    write_idx_set(data, n_train=300, n_test=100)
+    out = tmp_path / "run"
+    code, doc = train_json(["--dataset", str(data), "--hidden", "16", "--epochs", "2", "--batch-size", "50",
+                            "--dtype", "float32", "--out", str(out)], capsys)
+    assert code == 0 and doc["dataset"] == "my-mnist" and doc["epochs_run"] == 2
+    for name in ["model.npz", "curves.png", "confusion_matrix.png", "misclassified.png", "first_layer_weights.png",
+                 "report.html"]:
+        assert (out / name).stat().st_size > 0, name
+    net, _ = load_model(out)
+    assert net.sizes == (784, 16, 10) and net.dtype == np.float32
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").exists(), reason="dataset-fashion-mnist not installed")
+def test_fashion_mnist_trains_from_debians_package(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("NPMLP_DATA", str(tmp_path / "empty"))  # found in Debian's folder, not downloaded
+    code, doc = train_json(["--dataset", "fashion-mnist", "--hidden", "128", "--optimizer", "adam", "--lr", "1e-3",
+                            "--batch-size", "128", "--epochs", "2", "--dtype", "float32", "--out", str(tmp_path / "r"),
+                            "--no-pictures"], capsys)
+    assert code == 0
+    assert doc["final"]["test_error"] < 0.17  # two epochs of a small net: ~14-15%
+    assert len(doc["history"]) == 2 and doc["history"][1]["valid_error"] < doc["history"][0]["valid_error"] + 0.02
