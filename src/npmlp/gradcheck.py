@@ -96,9 +96,12 @@ class GradCheckReport:
             full = p.checked == int(np.prod(p.shape))
             shape = p.shape if full else (p.checked,)
             what = "" if full else f" ({p.checked} of {int(np.prod(p.shape))} entries, chosen at random)"
-            for title, values in (("true gradient", p.analytic), ("estimated gradient", p.estimate), ("ratio between the two grads", p.ratio)):
+            for title, values, digits in (("true gradient", p.analytic, 8), ("estimated gradient", p.estimate, 8),
+                                          ("ratio between the two grads", p.ratio, 13)):
+                # The ratio gets 13 fixed digits: a bare "1." would hide how close to 1 it is.
+                fmt = {**opts, "precision": digits, "floatmode": "fixed" if digits > 8 else "maxprec"}
                 lines.append(f"The {title} for the parameter {p.name}{what} :")
-                lines.append(np.array2string(values.reshape(shape), **opts))  # type: ignore[arg-type]
+                lines.append(np.array2string(values.reshape(shape), **fmt))  # type: ignore[arg-type]
                 lines.append("")
             kinks = f", {p.skipped_kinks} skipped at a kink" if p.skipped_kinks else ""
             lines.append(f"{p.name}: max relative error {p.max_rel_error:.3e} over {p.checked} entries{kinks}")
