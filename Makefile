@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench clean docs
+.PHONY: demo test bench clean docs peers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q
+
+# PyTorch, a benchmark peer: the CPU build (plain `torch` would pull gigabytes of CUDA).
+peers: $(VENV)/.test-installed
+	$(PIP) install "torch==2.13.0"
 
 bench: $(VENV)/.test-installed
 	$(PY) -m npmlp bench --peers
