@@ -166,6 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.dataset is None and not args.resume:
         raise ValueError("--dataset is required (circles, mnist, fashion-mnist or a path), unless --resume --out DIR.")
+    if args.resume and not args.out:
+        raise ValueError("--resume needs --out DIR: the directory of the interrupted run.")
     config = TrainConfig(
         hidden=args.hidden, activation=args.activation, l1=args.l1, l2=args.l2, dtype=args.dtype,
         optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
@@ -173,19 +175,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, tol=args.tol, early_stopping=args.early_stopping, backprop=args.backprop, seed=args.seed,
     )
     data = DataSpec(args.dataset or "", data_dir=args.data_dir, n_samples=args.n_samples, noise=args.noise)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.dataset or "resumed").stem
+    out = Path(args.out) if args.out else Path("runs") / Path(args.dataset).stem
     progress = not (args.quiet or args.json)
     result, dataset = run(config, data, out=out, resume=args.resume, progress=progress, pictures=not args.no_pictures)
     doc = summary(result, dataset, out)
     final = result.final()
-    text = (f"{dataset.name}: {result.epochs_run} epochs ({result.stopped_because}); "
-            + ", ".join(f"{k.replace('_', ' ')} {100 * v:.2f}%" for k, v in final.items() if v is not None)
-            + f"\nwrote {out}/")
+    line = (f"{dataset.name}: {result.epochs_run} epochs ({result.stopped_because}); "
+            + ", ".join(f"{k.replace('_', ' ')} {100 * v:.2f}%" for k, v in final.items() if v is not None))
     if result.stopped_because == "interrupted":
         print(f"npmlp train: interrupted; checkpoint saved. Resume with: npmlp train --resume --out {out}", file=sys.stderr)
-        emit(args, doc, text.split("\n")[0])
+        emit(args, doc, line)
         return 130
-    emit(args, doc, text)
+    emit(args, doc, f"{line}\nwrote {out}/")
     if result.stopped_because == "diverged":
         raise DivergenceError(result.message)
     return 0
