@@ -414,7 +414,7 @@ class Workspace:
         return out
 
     def activation_backward(self, dH: Array, A: Array) -> Array:
-        """``dA = dH * f'(A)`` written into ``dH``; for rect, zeroing where ``A <= 0`` does it."""
+        """``dA = dH * f'(A)`` written into ``dH``; for rect, ``f'(A)`` is the 0/1 mask ``A > 0``."""
         if self._rect:  # NOTE: the 0/1 mask into a float buffer: no allocation, no cast buffer
             mask = np.greater(A, 0, out=self.mask[: A.shape[0], : A.shape[1]])
             return np.multiply(dH, mask, out=dH)
