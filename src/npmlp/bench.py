@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .network import DTYPES, MLP, Array
+from .network import MLP, Array, resolve_dtype
 from .training import TrainConfig, Trainer, evaluate
 
 Labels = NDArray[np.intp]
@@ -312,7 +312,7 @@ def training_data(dataset: str, dtype: str, *, data: Any = None, data_dir: str |
         raise ValueError(f"data must be X of shape (n, d) and y of shape (n,). Got {X.shape} and {y.shape} instead.")
     if max_rows is not None:
         X, y = X[:max_rows].copy(), y[:max_rows].copy()
-    return np.ascontiguousarray(X, dtype=DTYPES[dtype]), y, n_classes
+    return np.ascontiguousarray(X, dtype=resolve_dtype(dtype)), y, n_classes
 
 
 def resident_bytes(arrays: Sequence[np.ndarray]) -> int:
@@ -571,8 +571,7 @@ def _configs(hidden: Sequence[int], dtypes: Sequence[str], configs: Sequence[dic
     out = list(configs) if configs is not None else [
         {"name": f"h{'-'.join(map(str, hidden))}-{dt}", "hidden": tuple(hidden), "dtype": dt} for dt in dtypes]
     for c in out:
-        if c["dtype"] not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {c['dtype']!r} instead.")
+        resolve_dtype(c["dtype"])  # raises, naming the valid dtypes
     return out
 
 

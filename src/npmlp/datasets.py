@@ -48,7 +48,6 @@ import math
 import os
 import struct
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -60,6 +59,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import DataError
+from .network import DTYPES, resolve_dtype
+from .persistence import atomic_open
 
 Array = NDArray[np.floating]
 Labels = NDArray[np.intp]
@@ -72,7 +73,6 @@ class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-DTYPES = {"float64": np.float64, "float32": np.float32}
 IDX_SETS = ("mnist", "fashion-mnist")
 NAMED = ("circles", *IDX_SETS)
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -242,7 +242,7 @@ def load_dataset(
     ValueError
         For a ``dtype`` other than float64 or float32.
     """
-    dt = _resolve_dtype(dtype)
+    dt = resolve_dtype(dtype)
     if spec == "circles":
         return load_circles(n_samples=n_samples, noise=noise, seed=seed, dtype=dtype)
     if isinstance(spec, str) and spec in IDX_SETS:
@@ -256,17 +256,6 @@ def load_dataset(
         f"dataset must be one of {', '.join(NAMED)}, or an existing folder of IDX files or text file. "
         f"Got {str(spec)!r} instead (no such file or folder)."
     )
-
-
-def _resolve_dtype(dtype: str | type | np.dtype) -> type:
-    """``"float64"``/``"float32"`` (or the NumPy type) to the NumPy scalar type."""
-    try:
-        name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    except TypeError:
-        name = repr(dtype)
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {name!r} instead.")
-    return DTYPES[name]
 
 
 def _as_dtype(X: NDArray[Any], dt: type, where: str) -> Array:
@@ -318,7 +307,7 @@ def load_circles(
     *, n_samples: int = 1100, noise: float = 0.0, seed: int = 0, dtype: str | type = "float64"
 ) -> Dataset:
     """:func:`make_circles` split 60/20/20; one seeded generator draws points and split."""
-    dt = _resolve_dtype(dtype)
+    dt = resolve_dtype(dtype)
     rng = np.random.default_rng(seed)
     X, y = make_circles(n_samples, noise=noise, rng=rng)
     source = f"make_circles(n_samples={n_samples}, noise={noise}, seed={seed})"
@@ -504,7 +493,7 @@ def load_idx_dir(directory: PathLike, *, dtype: str | type = "float64") -> Datas
     Validation is the last 10,000 training rows when there are more than 20,000, else
     the last 20%; ``n_classes`` is the largest label + 1.
     """
-    dt = _resolve_dtype(dtype)
+    dt = resolve_dtype(dtype)
     directory = _expand(directory)
     files = _find_idx_files(directory)
     if files is None:
@@ -596,26 +585,20 @@ def _describe(exc: BaseException) -> str:
 
 def _fetch(url: str, target: Path, *, size: int, sha256: str, progress: bool) -> None:
     """Download ``url`` to ``target`` atomically, kept only if its size and SHA-256 are official."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                    n, digest = _copy(response, out, limit=size + 1, bar=_progress_bar(progress, size, target.name))
-            except urllib.error.HTTPError as exc:
+    with atomic_open(target, "wb") as out:  # a DataError inside drops the temporary file
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+                n, digest = _copy(response, out, limit=size + 1, bar=_progress_bar(progress, size, target.name))
+        except (OSError, http.client.HTTPException) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
                 exc.close()  # it holds the open response
-                raise
-            out.flush()
-            os.fsync(out.fileno())
+            # NOTE: a network failure, reported as one (atomic_open would word an OSError as a write error)
+            raise DataError(_describe(exc)) from exc
         if n != size or digest != sha256:
             raise DataError(
                 f"corrupted download rejected: {n} bytes with SHA-256 {digest[:16]}..., "
                 f"expected {size} bytes with SHA-256 {sha256[:16]}..."
             )
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any) -> tuple[int, str]:
@@ -746,7 +729,7 @@ def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64") -
 
     Labels are kept as written: ``n_classes = max label + 1``.
     """
-    dt = _resolve_dtype(dtype)
+    dt = resolve_dtype(dtype)
     path = _regular_file(path, "data file")
     X, y = _features_labels(path, *_read_table(path))
     train, valid, test = _random_split(_as_dtype(X, dt, str(path)), y, rng=np.random.default_rng(seed), where=str(path))
@@ -800,7 +783,7 @@ def load_features(path: PathLike, *, dtype: str | type = "float64") -> Array:
     ``.npy`` files (told by name or magic) are read with no pickle; text as in
     :func:`read_table`. Every value must be finite and there must be at least one row.
     """
-    dt = _resolve_dtype(dtype)
+    dt = resolve_dtype(dtype)
     path = _regular_file(path, "features file")
     is_npy = path.suffix.lower() == ".npy" or _read_bytes(path, limit=len(NPY_MAGIC)) == NPY_MAGIC
     X = _read_npy(path) if is_npy else _read_table(path)[0]

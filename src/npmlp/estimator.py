@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import functions as F
-from .network import DTYPES
+from .network import resolve_dtype
 from .training import Trainer, TrainConfig, TrainResult, train
 
 try:
@@ -149,9 +149,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # -- configuration -----------------------------------------------------------------
     def _np_dtype(self) -> type:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {self.dtype!r} instead.")
-        return DTYPES[self.dtype]
+        return resolve_dtype(self.dtype)
 
     def _seed(self) -> int:
         """An int ``random_state`` is the seed itself, as ``npmlp train --seed``; else one drawn from it."""

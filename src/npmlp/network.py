@@ -456,7 +456,10 @@ BACKPROPS = {"matrix": matrix_backprop, "loop": loop_backprop}
 
 def resolve_dtype(dtype: str | type | np.dtype) -> type:
     """``"float64"``/``"float32"`` (or the NumPy type) to the NumPy scalar type."""
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    try:
+        name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
     if name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {name!r} instead.")
     return DTYPES[name]
