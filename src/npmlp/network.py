@@ -76,7 +76,8 @@ def linear_backward(
     """
     dH_out, dW_out, db_out = out if out is not None else (None, None, None)
     dH = np.matmul(dA, W, out=dH_out) if need_dH else None
-    return dH, np.matmul(dA.T, H, out=dW_out), np.sum(dA, axis=0, out=db_out)
+    # NOTE: np.add.reduce is np.sum without its Python wrapper (a few us per minibatch).
+    return dH, np.matmul(dA.T, H, out=dW_out), np.add.reduce(dA, axis=0, out=db_out)
 
 
 LayerGrads = tuple["Array | None", "Array | None", "Array | None"]
@@ -91,9 +92,10 @@ def nll_logits_grad(Oa: Array, y: NDArray[np.integer], *, out: Array | None = No
     # NOTE: the fused form softmax - onehot is only valid for a softmax output with the
     # negative log-likelihood loss (seed 2.7); it avoids the softmax Jacobian entirely.
     n = Oa.shape[0]
-    E = np.subtract(Oa, Oa.max(axis=1, keepdims=True), out=out)  # NOTE: exp of <= 0 never overflows
+    # NOTE: exp of <= 0 never overflows. ufunc.reduce is .max()/.sum() without the wrappers.
+    E = np.subtract(Oa, np.maximum.reduce(Oa, axis=1, keepdims=True), out=out)
     np.exp(E, out=E)
-    E *= (scale / n) / E.sum(axis=1, keepdims=True)  # softmax / n: the mean's 1/n folded in
+    E *= (scale / n) / np.add.reduce(E, axis=1, keepdims=True)  # softmax / n: the mean's 1/n folded in
     E[np.arange(n), y] -= scale / n
     return E
 
@@ -395,28 +397,37 @@ class Workspace:
 
     def __init__(self, net: MLP, batch_size: int) -> None:
         dt, sizes = net.dtype, net.sizes
-        self.A = [np.empty((batch_size, s), dt) for s in sizes[1:]]
-        self.H = [np.empty((batch_size, s), dt) for s in sizes[1:-1]]
-        self.dH = [np.empty((batch_size, s), dt) for s in sizes[1:-1]]
+        # NOTE: the (n, units) buffers are column-major (order="F"): each unit's n values are
+        # contiguous, the seed's one-example-per-column layout in memory. NumPy hands BLAS
+        # ``W @ H.T`` for them, which OpenBLAS runs faster for wide layers, and the softmax's
+        # per-row max and sum over m classes become vector operations over the n rows.
+        self.A = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:]]
+        self.H = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
+        self.dH = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
         self.grads = {k: np.empty_like(v) for k, v in net.params.items()}
         self.X = np.empty((batch_size, sizes[0]), dt)
         self.y = np.empty(batch_size, np.intp)
         self.scratch = {k: np.empty_like(v) for k, v in net.params.items() if k[0] == "W"}
-        self.mask = np.empty((batch_size, max(sizes[1:-1], default=0)), dt)
+        widest = max(sizes[1:-1], default=0)
+        self.mask = np.empty((batch_size, widest), dt, order="F")
+        self.zeros = np.zeros((batch_size, widest), dt, order="F")
         self._f, self._df = net._f, net._df
         self._rect = net.activation == "rect"
 
     def activate(self, A: Array, *, out: Array) -> Array:
         """The hidden activation of ``A`` written into ``out``."""
         if self._rect:  # NOTE: the one activation with a cheap in-place form
-            return np.maximum(A, A.dtype.type(0), out=out)
+            # NOTE: against an array of zeros, not the scalar 0: NumPy's maximum with a
+            # scalar operand ran 4x slower (31 vs 8 us on 100 x 512 float32).
+            return np.maximum(A, self.zeros[: A.shape[0], : A.shape[1]], out=out)
         out[...] = self._f(A)
         return out
 
     def activation_backward(self, dH: Array, A: Array) -> Array:
         """``dA = dH * f'(A)`` written into ``dH``; for rect, ``f'(A)`` is the 0/1 mask ``A > 0``."""
         if self._rect:  # NOTE: the 0/1 mask into a float buffer: no allocation, no cast buffer
-            mask = np.greater(A, 0, out=self.mask[: A.shape[0], : A.shape[1]])
+            n, h = A.shape
+            mask = np.greater(A, self.zeros[:n, :h], out=self.mask[:n, :h])
             return np.multiply(dH, mask, out=dH)
         return np.multiply(dH, self._df(A), out=dH)
 

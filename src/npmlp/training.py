@@ -8,6 +8,7 @@ epoch), with optional early stopping on the validation error.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from .minibatches import Prefetcher, gathered, prefetch_pays
 from .network import BACKPROPS, MLP, Array, Workspace, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 
@@ -158,6 +160,10 @@ class Trainer:
         self.state = TrainState()
         self.stop_requested = False  # set by a signal handler: stop after this minibatch
         self.stop_after_epoch: str | None = None  # set by an on_epoch callback: end the run, saying why
+        #: Gather minibatches ahead in a background thread: None decides per data set
+        #: (:func:`npmlp.minibatches.prefetch_pays`); the result is the same either way.
+        self.prefetch: bool | None = None
+        self.prefetcher = Prefetcher(config.batch_size)
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
@@ -176,16 +182,27 @@ class Trainer:
         order = self.rng.permutation(X.shape[0])
         lr, backprop = self.lr_at(st.epoch), BACKPROPS[self.config.backprop]
         scale = self.optimizer.gradient_scale(lr)
-        for start in range(st.batch * K, X.shape[0], K):
-            Xb, yb = ws.gather(X, y, order[start : start + K])
-            # The inputs were validated once by train(): straight to the backprop.
-            grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws, scale), scratch=ws.scratch, scale=scale)
-            self.optimizer.step(net.params, grads, lr)
-            st.batch += 1
-            if self.stop_requested:
-                return False
+        if self.uses_prefetch(X):
+            minibatches = self.prefetcher.minibatches(X, y, order, st.batch * K)
+        else:
+            minibatches = gathered(X, y, order, st.batch * K, K, ws)
+        with contextlib.closing(minibatches):  # leaving early stops the gathering thread
+            for Xb, yb in minibatches:
+                # The inputs were validated once by train(): straight to the backprop.
+                grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws, scale), scratch=ws.scratch, scale=scale)
+                self.optimizer.step(net.params, grads, lr)
+                st.batch += 1
+                if self.stop_requested:
+                    return False
         st.batch = 0
         return True
+
+    def uses_prefetch(self, X: Array) -> bool:
+        """Whether :meth:`run_epoch` gathers ahead in a thread for training data ``X``."""
+        if self.prefetch is not None:
+            return self.prefetch
+        return self.config.backprop == "matrix" and prefetch_pays(
+            self.net.sizes, self.config.batch_size, X.dtype.itemsize, X.shape[0])
 
 
 def _fmt(row: Mapping[str, Any]) -> str:
