@@ -31,9 +31,11 @@ Minibatches = Iterator[tuple[Array, Labels]]
 #: handovers of the GIL (measured on the seed network: 1 -> 0.099 s/epoch, 4 -> 0.089 s).
 CHUNK = 4
 #: Prefetch only when the minibatch's matrix products are light next to its gather: below
-#: this many flops per byte of gathered rows. The seed network does 7.6 (gain 22%); a
-#: 512-unit layer does 780 and lost 3-5%: its products already keep both cores busy.
-LIGHT_FLOPS_PER_BYTE = 64.0
+#: this many flops per byte of gathered rows. Measured on Fashion-MNIST, 2 cores, one
+#: hidden layer of h units: h=10 gains 30% in float64 (7.6 flops/byte) and 25% in float32
+#: (15.2); h=16-24 in float64 (12-18) neither gains nor loses; from 24 flops/byte on
+#: (h=16 float32, h=32 float64, ..., 512) it loses 2-9%: BLAS already keeps both cores busy.
+LIGHT_FLOPS_PER_BYTE = 16.0
 #: ... and only when the data set is much larger than the two buffers (a small one is
 #: gathered in no time anyway): at least this many chunks per epoch.
 MIN_CHUNKS = 16
