@@ -76,8 +76,10 @@ def linear_backward(
     """
     dH_out, dW_out, db_out = out if out is not None else (None, None, None)
     dH = np.matmul(dA, W, out=dH_out) if need_dH else None
-    # NOTE: np.add.reduce is np.sum without its Python wrapper (a few us per minibatch).
-    return dH, np.matmul(dA.T, H, out=dW_out), np.add.reduce(dA, axis=0, out=db_out)
+    # NOTE: db, the sum over examples, as the product 1^T dA: one BLAS call, 5x faster than
+    # a column sum of a column-major dA (3.8 vs 18.8 us on 100 x 512 float32).
+    db = np.matmul(np.ones(dA.shape[0], dA.dtype), dA, out=db_out)
+    return dH, np.matmul(dA.T, H, out=dW_out), db
 
 
 LayerGrads = tuple["Array | None", "Array | None", "Array | None"]
@@ -386,6 +388,10 @@ class MLP:
         return self.add_penalty_gradients(grads, scratch=workspace.scratch if workspace else None)
 
 
+#: A last hidden layer up to this wide gets column-major logits (see Workspace).
+NARROW = 64
+
+
 class Workspace:
     """Preallocated buffers for minibatches of up to ``batch_size`` rows.
 
@@ -397,11 +403,16 @@ class Workspace:
 
     def __init__(self, net: MLP, batch_size: int) -> None:
         dt, sizes = net.dtype, net.sizes
-        # NOTE: the (n, units) buffers are column-major (order="F"): each unit's n values are
-        # contiguous, the seed's one-example-per-column layout in memory. NumPy hands BLAS
-        # ``W @ H.T`` for them, which OpenBLAS runs faster for wide layers, and the softmax's
-        # per-row max and sum over m classes become vector operations over the n rows.
-        self.A = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:]]
+        # NOTE: the hidden layers' (n, units) buffers are column-major (order="F"): each
+        # unit's n values are contiguous, the seed's one-example-per-column layout in memory.
+        # NumPy hands BLAS ``W @ H.T`` for them, which OpenBLAS runs faster for wide layers
+        # (100 x 784 by 784 x 512 float32: 568 vs 651 us). Column-major logits make the
+        # softmax's per-row max and sum vector operations (its gradient: 11 vs 17 us on
+        # 100 x 10), but with a wide last hidden layer the product dOa^T Hs then slows down
+        # more than that (512 units: 37 vs 16 us): they are row-major after a wide layer.
+        logits_order = "F" if len(sizes) > 2 and sizes[-2] <= NARROW else "C"
+        self.A = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
+        self.A.append(np.empty((batch_size, sizes[-1]), dt, order=logits_order))
         self.H = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
         self.dH = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
         self.grads = {k: np.empty_like(v) for k, v in net.params.items()}
