@@ -192,3 +192,17 @@ def test_real_fashion_mnist_subset() -> None:
     doc = run_bench(max_rows=1000, dtypes=("float32",), repeats=1, loop_batches=1, memory=False)
     c = doc["configs"][0]
     assert (c["rows"], c["features"], c["classes"]) == (1000, 784, 10)
+
+
+def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    spec = importlib.util.spec_from_file_location("floor", Path(__file__).parents[1] / "benchmarks" / "floor.py")
+    floor = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(floor)  # type: ignore[union-attr]
+    doc = floor.floor("B", 2, None, data=tiny, batch_size=50)
+    med = doc["median_seconds"]
+    assert set(med) == {"gemm-only", "gather-only", "update-only", "npmlp-matrix"}
+    assert all(v > 0 for v in med.values()) and doc["dtype"] == "float32"
+    g = med["gemm-only"]
+    assert math.isclose(doc["floor_sequential"], (g + med["gather-only"] + med["update-only"]) / g)
+    assert math.isclose(doc["floor_gather_hidden"], (g + med["update-only"]) / g)
+    assert math.isclose(doc["npmlp_over_gemm"], med["npmlp-matrix"] / g)
