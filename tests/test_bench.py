@@ -28,7 +28,8 @@ def tiny(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quick(data: tuple[np.ndarray, np.ndarray], **options: object) -> dict:
-    settings = {"data": data, "batch_size": 50, "repeats": 2, "loop_batches": 1, "memory": False, **options}
+    settings = {"data": data, "batch_size": 50, "repeats": 2, "loop_batches": 1, "memory": False, "settle": 0.0,
+                **options}
     return run_bench(**settings)  # type: ignore[arg-type]
 
 
@@ -65,7 +66,7 @@ def test_interleave_warms_up_once_then_alternates() -> None:
     def epoch(name: str):  # a fake implementation that records when it runs
         return lambda: calls.append(name) or 1.0
 
-    warmup, runs, order = interleave({k: epoch(k) for k in "ABC"}, 2)
+    warmup, runs, order = interleave({k: epoch(k) for k in "ABC"}, 2, settle=0.0)
     assert calls == list("ABC" * 3) and order == list("ABCABC")
     assert warmup == {"A": 1.0, "B": 1.0, "C": 1.0} and runs == {k: [1.0, 1.0] for k in "ABC"}
 
@@ -189,7 +190,7 @@ def test_bad_data_shape_is_refused() -> None:
 def test_real_fashion_mnist_subset() -> None:
     if not FASHION_DIR.exists():
         pytest.skip(f"Fashion-MNIST is not at {FASHION_DIR}")
-    doc = run_bench(max_rows=1000, dtypes=("float32",), repeats=1, loop_batches=1, memory=False)
+    doc = run_bench(max_rows=1000, dtypes=("float32",), repeats=1, loop_batches=1, memory=False, settle=0.0)
     c = doc["configs"][0]
     assert (c["rows"], c["features"], c["classes"]) == (1000, 784, 10)
 
@@ -206,3 +207,25 @@ def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarr
     assert math.isclose(doc["floor_sequential"], (g + med["gather-only"] + med["update-only"]) / g)
     assert math.isclose(doc["floor_gather_hidden"], (g + med["update-only"]) / g)
     assert math.isclose(doc["npmlp_over_gemm"], med["npmlp-matrix"] / g)
+
+
+def test_each_timed_epoch_starts_after_the_settle_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(bench.time, "sleep", lambda s: events.append(f"sleep {s}"))
+
+    def epoch(name: str):
+        return lambda: events.append(name) or 1.0
+
+    interleave({k: epoch(k) for k in "AB"}, 2, settle=0.25)
+    # the warm-up round runs straight through; every timed epoch follows a pause
+    assert events == ["A", "B"] + ["sleep 0.25", "A", "sleep 0.25", "B"] * 2
+
+
+def test_settle_must_be_a_sane_number_of_seconds(capsys: pytest.CaptureFixture) -> None:
+    from npmlp.cli import main
+
+    for bad in ("-1", "nan", "soon", "1e9"):
+        with pytest.raises(SystemExit) as e:
+            main(["bench", "--settle", bad])
+        assert e.value.code == 2
+        assert "settle" in capsys.readouterr().err

@@ -412,10 +412,18 @@ def measure_memory(p: Problem, *, dataset: str, data_dir: str | None, max_rows: 
 
 
 # -- the run ------------------------------------------------------------------------------------
-def interleave(epochs: dict[str, Epoch], repeats: int, *, log: Callable[[str], None] | None = None
-               ) -> tuple[dict[str, float], dict[str, list[float]], list[str]]:
+#: Seconds of idleness before each timed epoch. Worker threads of the implementation that
+#: ran before (PyTorch's in particular) keep cores busy for a while after it returns: the
+#: seed network's epoch, right after a PyTorch epoch, took 0.178, 0.141, 0.113, 0.087 s in a
+#: row, and 0.077-0.080 s after 2 s of rest. Nothing of the pause is timed.
+SETTLE = 0.5
+
+
+def interleave(epochs: dict[str, Epoch], repeats: int, *, log: Callable[[str], None] | None = None,
+               settle: float = SETTLE) -> tuple[dict[str, float], dict[str, list[float]], list[str]]:
     """One warm-up round, then ``repeats`` rounds of every implementation in turn (A B C A B C ...).
 
+    Each timed epoch starts after ``settle`` seconds of rest (see :data:`SETTLE`).
     Returns the warm-up seconds, the timed seconds per implementation, and the order they ran in.
     """
     if log:
@@ -425,6 +433,7 @@ def interleave(epochs: dict[str, Epoch], repeats: int, *, log: Callable[[str], N
     order: list[str] = []
     for r in range(repeats):
         for name, epoch in epochs.items():
+            time.sleep(settle)
             runs[name].append(epoch())
             order.append(name)
             if log:
@@ -464,9 +473,9 @@ def _notes(p: Problem, loop_batches: int) -> dict[str, str]:
 
 
 def bench_config(p: Problem, *, name: str, impls: Sequence[str], repeats: int, loop_batches: int,
-                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 log: Callable[[str], None] | None = None, settle: float = SETTLE) -> dict[str, Any]:
     """Time ``impls`` interleaved on one problem; the configuration's section of the document."""
-    warmup, runs, order = interleave(_epochs(p, impls, loop_batches), repeats, log=log)
+    warmup, runs, order = interleave(_epochs(p, impls, loop_batches), repeats, log=log, settle=settle)
     results, notes = summarize(runs), _notes(p, loop_batches)
     for impl, row in results.items():
         row["note"] = notes.get(impl, "Trainer.run_epoch, the training hot path")
@@ -500,6 +509,7 @@ def run_bench(
     memory: bool = True,
     data: Any = None,
     configs: Sequence[dict[str, Any]] | None = None,
+    settle: float = SETTLE,
 ) -> dict[str, Any]:
     """Seconds per epoch of npmlp (matrix, loop), the GEMM-only limit and peers, interleaved.
 
@@ -526,6 +536,8 @@ def run_bench(
         Also measure npmlp's peak training memory in a subprocess.
     data : Dataset or (X, y), optional
         In-memory data instead of ``dataset`` (``X`` of shape (n, d), ``y`` of shape (n,)).
+    settle : float
+        Seconds of rest before each timed epoch (:data:`SETTLE`), not timed.
 
     Returns
     -------
@@ -546,14 +558,14 @@ def run_bench(
     machine = machine_info(threads)
     settings = {"dataset": dataset if data is None else "in-memory data", "batch_size": batch_size, "l1": l1,
                 "l2": l2, "lr": lr, "repeats": repeats, "warmup_rounds": 1, "seed": seed, "max_rows": max_rows,
-                "loop_batches": loop_batches, "implementations": impls}
+                "loop_batches": loop_batches, "implementations": impls, "settle_seconds": settle}
     start, own = _cpu_busy(), _own_cpu()
     with pinned_threads(threads) as count:
         libs = _blas_libraries()  # now with the pinned thread counts
         machine.update(blas=libs[0] if libs else None, blas_libraries=libs, blas_threads=count, torch=_torch_info())
         sections = [_run_config(c, impls=impls, dataset=dataset, data=data, data_dir=data_dir, max_rows=max_rows,
                                 settings=(batch_size, lr, l1, l2, seed), repeats=repeats, loop_batches=loop_batches,
-                                memory=memory, threads=threads, log=log) for c in configs]
+                                memory=memory, threads=threads, log=log, settle=settle) for c in configs]
     _after(machine, start, own)
     return {"machine": machine, "settings": settings, "configs": sections, "skipped": skipped,
             "warnings": warnings + _busy_warnings(machine) + _memory_warnings(sections)}
@@ -600,7 +612,7 @@ def _after(machine: dict[str, Any], start: tuple[float, float, int] | None, own_
 def _run_config(c: dict[str, Any], *, impls: Sequence[str], dataset: str, data: Any, data_dir: str | None,
                 max_rows: int | None, settings: tuple[int, float, float, float, int], repeats: int,
                 loop_batches: int, memory: bool, threads: int | None,
-                log: Callable[[str], None] | None) -> dict[str, Any]:
+                log: Callable[[str], None] | None, settle: float) -> dict[str, Any]:
     X, y, m = training_data(dataset, c["dtype"], data=data, data_dir=data_dir, max_rows=max_rows)
     batch_size, lr, l1, l2, seed = settings
     p = Problem(X, y, m, tuple(int(h) for h in c["hidden"]), batch_size, lr, c.get("l1", l1), c.get("l2", l2), seed)
@@ -608,7 +620,8 @@ def _run_config(c: dict[str, Any], *, impls: Sequence[str], dataset: str, data: 
         log(f"config {c['name']}: hidden {list(p.hidden)}, {c['dtype']}, {X.shape[0]} rows, K={p.batch_size}")
     mem = measure_memory(p, dataset=dataset, data_dir=data_dir, max_rows=max_rows, in_memory=data is not None,
                          threads=threads) if memory else None  # first: the subprocess runs alone
-    return {**bench_config(p, name=c["name"], impls=impls, repeats=repeats, loop_batches=loop_batches, log=log),
+    return {**bench_config(p, name=c["name"], impls=impls, repeats=repeats, loop_batches=loop_batches, log=log,
+                           settle=settle),
             "memory": mem}
 
 

@@ -72,6 +72,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds. Got {text!r}.") from None
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds. Got {text!r}.")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout, logs on stderr")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
@@ -266,6 +276,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-rows", type=positive_int, default=None, help="time on the first N training rows only")
     p.add_argument("--no-loop", action="store_true", help="skip the (slow) loop backprop")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--settle", type=seconds, default=0.5, metavar="S",
+                   help="seconds of rest before each timed epoch, so the previous one's threads go idle (default 0.5)")
     p.set_defaults(run=cmd_bench)
 
 
@@ -279,7 +291,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                    for dt in ([args.dtype] if args.dtype else ["float64", "float32"])]
     doc = run_bench(dataset=args.dataset, data_dir=args.data_dir, configs=configs, batch_size=args.batch_size,
                     peers=args.peers, loop=not args.no_loop, repeats=args.repeats, threads=args.threads,
-                    max_rows=args.max_rows, memory=not args.no_memory, seed=args.seed, progress=not args.json)
+                    max_rows=args.max_rows, memory=not args.no_memory, seed=args.seed, progress=not args.json,
+                    settle=args.settle)
     emit(args, doc, format_bench(doc))
     return 0
 
