@@ -112,6 +112,9 @@ def test_prefetch_is_chosen_for_light_networks_on_large_data(monkeypatch: pytest
     assert M.prefetch_pays((784, 10, 10), 100, 8, 50_000)  # the seed's network on Fashion-MNIST
     assert not M.prefetch_pays((784, 512, 10), 100, 4, 50_000)  # products heavy enough to use both cores
     assert not M.prefetch_pays((784, 10, 10), 100, 8, 5_000)  # too little data to bother
+    smallest = M.MIN_CHUNKS * M.CHUNK * 100  # rows: the two chunk buffers are then 5% of the data
+    assert M.prefetch_pays((784, 10, 10), 100, 8, smallest) and not M.prefetch_pays((784, 10, 10), 100, 8, smallest - 1)
+    assert 2 * M.CHUNK * 100 <= 0.05 * smallest
     monkeypatch.setattr(M, "usable_cpus", lambda: 1)
     assert not M.prefetch_pays((784, 10, 10), 100, 8, 50_000)  # no second core to gather on
 

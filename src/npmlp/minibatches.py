@@ -37,8 +37,9 @@ CHUNK = 4
 #: (h=16 float32, h=32 float64, ..., 512) it loses 2-9%: BLAS already keeps both cores busy.
 LIGHT_FLOPS_PER_BYTE = 16.0
 #: ... and only when the data set is much larger than the two buffers (a small one is
-#: gathered in no time anyway): at least this many chunks per epoch.
-MIN_CHUNKS = 16
+#: gathered in no time anyway): at least this many chunks per epoch, so the buffers stay
+#: within 5% of the data (the memory target allows 15% over the data for all of training).
+MIN_CHUNKS = 40
 
 
 def usable_cpus() -> int:
