@@ -70,6 +70,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "B+pen": {"hidden": (512,), "dtype": "float32", "l1": 1e-3, "l2": 1e-3},
 }
 BUSY_PER_CORE = 0.5  # a 1-minute load average above this per core: timings unreliable
+#: GEMM-only is the same fixed work every round: an interquartile range above this fraction
+#: of its median means the machine itself changed speed during the run (a virtual machine's
+#: host can, unseen by the load average), and ratios of medians are then unreliable.
+UNSTEADY_IQR = 0.10
 MEMORY_TARGET = 1.15  # peak training memory over the data's own size
 ENV_KEYS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -568,7 +572,7 @@ def run_bench(
                                 memory=memory, threads=threads, log=log, settle=settle) for c in configs]
     _after(machine, start, own)
     return {"machine": machine, "settings": settings, "configs": sections, "skipped": skipped,
-            "warnings": warnings + _busy_warnings(machine) + _memory_warnings(sections)}
+            "warnings": warnings + _busy_warnings(machine) + _steadiness_warnings(sections) + _memory_warnings(sections)}
 
 
 def _check_settings(**values: int | None) -> None:
@@ -623,6 +627,21 @@ def _run_config(c: dict[str, Any], *, impls: Sequence[str], dataset: str, data: 
     return {**bench_config(p, name=c["name"], impls=impls, repeats=repeats, loop_batches=loop_batches, log=log,
                            settle=settle),
             "memory": mem}
+
+
+def _steadiness_warnings(sections: list[dict[str, Any]]) -> list[str]:
+    """WARN lines for configurations whose GEMM-only rounds varied more than :data:`UNSTEADY_IQR`."""
+    out = []
+    for s in sections:
+        g = s["results"].get("gemm-only")
+        if not g or len(g["runs"]) < 2:
+            continue
+        q1, q3 = np.percentile(g["runs"], [25, 75])
+        if q3 - q1 > UNSTEADY_IQR * g["median"]:
+            out.append(f"{s['name']}: gemm-only, the same work every round, varied by {(q3 - q1) / g['median']:.0%} of "
+                       f"its median between quartiles ({q1:.4f} to {q3:.4f} s): the machine changed speed during the "
+                       f"run, ratios unreliable; run again, with more --repeats")
+    return out
 
 
 def _memory_warnings(sections: list[dict[str, Any]]) -> list[str]:
