@@ -52,6 +52,7 @@ def test_document_structure_and_ratios(tiny: tuple[np.ndarray, np.ndarray]) -> N
             assert r["min"] <= r["median"] <= r["max"]
             assert r["ratio_to_npmlp"] == pytest.approx(r["median"] / base)
         assert c["npmlp_over_gemm"] == pytest.approx(base / c["results"]["gemm-only"]["median"])
+        assert c["npmlp_over_gemm_best"] == pytest.approx(c["results"]["npmlp-matrix"]["min"] / c["results"]["gemm-only"]["min"])
         assert c["results"]["npmlp-loop"]["timed_rows"] == 50  # one minibatch, scaled to the epoch
 
 
