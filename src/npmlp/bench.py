@@ -70,9 +70,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "B+pen": {"hidden": (512,), "dtype": "float32", "l1": 1e-3, "l2": 1e-3},
 }
 BUSY_PER_CORE = 0.5  # a 1-minute load average above this per core: timings unreliable
-#: GEMM-only is the same fixed work every round: an interquartile range above this fraction
-#: of its median means the machine itself changed speed during the run (a virtual machine's
-#: host can, unseen by the load average), and ratios of medians are then unreliable.
+#: GEMM-only and npmlp-matrix do the same work every round: an interquartile range above
+#: this fraction of the median means the machine itself changed speed during the run (a
+#: virtual machine's host can, unseen by the load average); their ratio is then unreliable.
 UNSTEADY_IQR = 0.10
 MEMORY_TARGET = 1.15  # peak training memory over the data's own size
 ENV_KEYS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -634,17 +634,18 @@ def _run_config(c: dict[str, Any], *, impls: Sequence[str], dataset: str, data: 
 
 
 def _steadiness_warnings(sections: list[dict[str, Any]]) -> list[str]:
-    """WARN lines for configurations whose GEMM-only rounds varied more than :data:`UNSTEADY_IQR`."""
+    """WARN lines where GEMM-only's or npmlp-matrix's rounds varied more than :data:`UNSTEADY_IQR`."""
     out = []
     for s in sections:
-        g = s["results"].get("gemm-only")
-        if not g or len(g["runs"]) < 2:
-            continue
-        q1, q3 = np.percentile(g["runs"], [25, 75])
-        if q3 - q1 > UNSTEADY_IQR * g["median"]:
-            out.append(f"{s['name']}: gemm-only, the same work every round, varied by {(q3 - q1) / g['median']:.0%} of "
-                       f"its median between quartiles ({q1:.4f} to {q3:.4f} s): the machine changed speed during the "
-                       f"run, ratios unreliable; run again, with more --repeats")
+        for impl in ("gemm-only", BASE):
+            r = s["results"].get(impl)
+            if not r or len(r["runs"]) < 2:
+                continue
+            q1, q3 = np.percentile(r["runs"], [25, 75])
+            if q3 - q1 > UNSTEADY_IQR * r["median"]:
+                out.append(f"{s['name']}: {impl}, the same work every round, varied by {(q3 - q1) / r['median']:.0%} "
+                           f"of its median between quartiles ({q1:.4f} to {q3:.4f} s): the machine changed speed "
+                           f"during the run, ratios unreliable; run again, with more --repeats")
     return out
 
 
