@@ -244,3 +244,23 @@ def test_an_unsteady_machine_is_named() -> None:
                                         section("C", steady, unsteady), {"name": "D", "results": {}}])
     assert [line.split(",")[0] for line in lines] == ["B: gemm-only", "C: npmlp-matrix"]
     assert all("51%" in line and "ratios unreliable" in line for line in lines)
+
+
+def test_compare_script_pairs_a_revision_with_the_tree(tiny: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    root = Path(__file__).parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    spec = importlib.util.spec_from_file_location("compare", root / "benchmarks" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(compare)  # type: ignore[union-attr]
+    base = compare.load_revision("HEAD", tmp_path)
+    try:
+        assert base.__name__ == "npmlp_base.bench" and Path(base.__file__).is_relative_to(tmp_path)
+        d = compare.compare(base, "A", 3, 0.0, data=tiny, batch_size=50)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("npmlp_base")]:
+            del sys.modules[name]
+    q1, q3 = d["quartiles"]
+    assert q1 <= d["new_over_base"] <= q3 and d["base_over_gemm"] > 0 and d["new_over_gemm"] > 0
+    assert set(d["min"]) == {"base", "new", "gemm"}
