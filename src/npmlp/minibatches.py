@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from .network import Array, Workspace
+from .network import Array, Workspace, gather_rows
 
 Labels = NDArray[np.intp]
 Minibatches = Iterator[tuple[Array, Labels]]
@@ -70,11 +70,8 @@ def gathered(X: Array, y: Labels, order: Labels, first: int, batch_size: int, ws
 def _gather_worker(requests: queue.SimpleQueue, results: queue.SimpleQueue) -> None:
     """The background thread: gathers each requested chunk of rows into its buffers."""
     while (job := requests.get()) is not None:
-        X, y, index, Xbuf, ybuf = job
-        k = index.shape[0]
-        try:  # mode="clip" writes straight into `out` (see Workspace.gather)
-            results.put((np.take(X, index, axis=0, out=Xbuf[:k], mode="clip"),
-                         np.take(y, index, out=ybuf[:k], mode="clip")))
+        try:
+            results.put(gather_rows(*job))
         except BaseException as e:  # handed to the training thread, raised there
             results.put(e)
 

@@ -473,10 +473,17 @@ class Workspace:
 
     def gather(self, X: Array, y: NDArray[np.intp], index: NDArray[np.intp]) -> tuple[Array, NDArray[np.intp]]:
         """Rows ``index`` of ``(X, y)`` copied into the minibatch buffers: one gather, no allocation."""
-        k = index.shape[0]
-        # NOTE: mode="clip" because the default "raise" stages the rows in a temporary
-        # before writing `out`; the indices come from a permutation, so none is clipped.
-        return np.take(X, index, axis=0, out=self.X[:k], mode="clip"), np.take(y, index, out=self.y[:k], mode="clip")
+        return gather_rows(X, y, index, self.X, self.y)
+
+
+def gather_rows(
+    X: Array, y: NDArray[np.intp], index: NDArray[np.intp], Xbuf: Array, ybuf: NDArray[np.intp]
+) -> tuple[Array, NDArray[np.intp]]:
+    """Rows ``index`` of ``(X, y)`` copied into the first ``len(index)`` rows of ``Xbuf``, ``ybuf``."""
+    k = index.shape[0]
+    # NOTE: mode="clip" because the default "raise" stages the rows in a temporary
+    # before writing `out`; the indices come from a permutation, so none is clipped.
+    return np.take(X, index, axis=0, out=Xbuf[:k], mode="clip"), np.take(y, index, out=ybuf[:k], mode="clip")
 
 
 def matrix_backprop(
