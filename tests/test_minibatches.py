@@ -123,3 +123,21 @@ def test_the_loop_backprop_never_prefetches() -> None:
     X = np.zeros((100_000, 2))
     t = trainer(None, TrainConfig(hidden=[2], batch_size=10, backprop="loop"), d=2)  # type: ignore[arg-type]
     assert t.uses_prefetch(X) is False
+
+
+def test_a_light_network_on_enough_data_trains_through_the_prefetcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(M, "usable_cpus", lambda: 2)
+    X, y = data(n=M.MIN_CHUNKS * M.CHUNK * 10, d=4)  # just enough rows for K=10
+    t = trainer(None, TrainConfig(hidden=[3], batch_size=10), d=4)  # type: ignore[arg-type]
+    seen: list[int] = []
+    real = t.prefetcher.minibatches
+
+    def spy(*args, **kwargs):
+        for batch in real(*args, **kwargs):
+            seen.append(len(gather_threads()))
+            yield batch
+
+    monkeypatch.setattr(t.prefetcher, "minibatches", spy)
+    assert t.uses_prefetch(X) and t.run_epoch(X, y)
+    assert len(seen) == X.shape[0] // 10 and set(seen) == {1}  # every minibatch came with the thread alive
+    assert not gather_threads()
