@@ -33,11 +33,12 @@ import time
 import numpy as np
 
 from npmlp.bench import PRESETS, Problem, gemm_epoch, npmlp_epoch, pinned_threads, training_data
-from npmlp.network import MLP
+from npmlp.network import MLP, gather_rows
+from npmlp.optim import SGD
 
 
 def gather_epoch(p: Problem):
-    """np.take of every shuffled minibatch into one reused buffer, as the training loop does."""
+    """Every shuffled minibatch gathered into one reused buffer, by the training loop's own gather_rows."""
     K, rng = p.batch_size, np.random.default_rng(p.seed)
     Xb, yb = np.empty((K, p.X.shape[1]), p.X.dtype), np.empty(K, np.intp)
 
@@ -45,25 +46,22 @@ def gather_epoch(p: Problem):
         tic = time.perf_counter()
         order = rng.permutation(p.X.shape[0])
         for s in range(0, p.X.shape[0], K):
-            index = order[s : s + K]
-            np.take(p.X, index, axis=0, out=Xb[: index.shape[0]], mode="clip")
-            np.take(p.y, index, out=yb[: index.shape[0]], mode="clip")
+            gather_rows(p.X, p.y, order[s : s + K], Xb, yb)
         return time.perf_counter() - tic
 
     return epoch
 
 
 def update_epoch(p: Problem):
-    """``P -= G`` for every parameter, once per minibatch (the plain SGD step)."""
+    """The training loop's plain SGD step (``P -= G`` for every parameter), once per minibatch."""
     params = MLP.initialize(p.sizes, rng=np.random.default_rng(p.seed), dtype=p.X.dtype.name).params
     grads = {k: np.full_like(v, 1e-12) for k, v in params.items()}  # tiny: the weights stay normal floats
-    batches = -(-p.X.shape[0] // p.batch_size)
+    batches, sgd = -(-p.X.shape[0] // p.batch_size), SGD(params)
 
     def epoch() -> float:
         tic = time.perf_counter()
         for _ in range(batches):
-            for k, P in params.items():
-                P -= grads[k]
+            sgd.step(params, grads, p.lr)
         return time.perf_counter() - tic
 
     return epoch

@@ -119,10 +119,12 @@ def test_prefetch_is_chosen_for_light_networks_on_large_data(monkeypatch: pytest
     assert not M.prefetch_pays((784, 10, 10), 100, 8, 50_000)  # no second core to gather on
 
 
-def test_the_loop_backprop_never_prefetches() -> None:
+def test_the_loop_backprop_never_prefetches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(M, "usable_cpus", lambda: 2)
     X = np.zeros((100_000, 2))
-    t = trainer(None, TrainConfig(hidden=[2], batch_size=10, backprop="loop"), d=2)  # type: ignore[arg-type]
-    assert t.uses_prefetch(X) is False
+    for backprop, expected in (("matrix", True), ("loop", False)):  # the same light network on the same data
+        t = trainer(None, TrainConfig(hidden=[2], batch_size=10, backprop=backprop), d=2)  # type: ignore[arg-type]
+        assert t.uses_prefetch(X) is expected, backprop
 
 
 def test_a_light_network_on_enough_data_trains_through_the_prefetcher(monkeypatch: pytest.MonkeyPatch) -> None:

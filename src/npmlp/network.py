@@ -375,11 +375,11 @@ class MLP:
         """
         layers = [(self.params[w], grads[w], scratch[w] if scratch is not None else np.empty_like(self.params[w]), a, b)
                   for (w, _), a, b in zip(self.layer_names, self.l1, self.l2) if a or b]
-        if any(a for *_, a, _ in layers):
+        signs = [(W, S, a) for W, _, S, a, _ in layers if a]
+        if signs:
             with np.errstate(over="ignore"):  # NOTE: l1_sign overflows on purpose; one context for all layers
-                for W, _, S, a, _ in layers:
-                    if a:
-                        _l1_sign(W, a * scale, out=S)
+                for W, S, a in signs:
+                    _l1_sign(W, a * scale, out=S)
         for W, dW, S, a, b in layers:
             if a:
                 dW += S
