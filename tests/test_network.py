@@ -127,5 +127,6 @@ def test_l1_sign_is_exact_for_every_normal_weight(dtype: type) -> None:
     info = np.finfo(dtype)
     W = np.array([0.0, -0.0, info.tiny, -info.tiny, 1e-3, -2.5, info.max, -info.max, np.inf, -np.inf], dtype=dtype)
     out = np.empty_like(W)
-    np.testing.assert_array_equal(l1_sign(W, 0.25, out=out), (0.25 * np.sign(W)).astype(dtype))
-    assert out.dtype == dtype
+    for a in (0.25, 3.0, 1e30):  # a >= 2 scales in two steps: a / tiny would overflow
+        np.testing.assert_array_equal(l1_sign(W, a, out=out), (dtype(a) * np.sign(W)).astype(dtype))
+        assert out.dtype == dtype
