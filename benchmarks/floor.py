@@ -16,10 +16,18 @@ Timed interleaved (A B C ... A B C) on the configuration's data, one epoch each:
 - ``gather-only``: ``np.take`` of each shuffled minibatch into a reused buffer
 - ``update-only``: ``P -= G`` for every parameter, once per minibatch
 - ``npmlp-matrix``: the real training epoch (``Trainer.run_epoch``)
+- ``step-*``: the whole training step (forward, softmax gradient, backprop, elastic-net
+  gradient, SGD update) written out with the fewest NumPy calls its math needs, no
+  function layers, no dicts (one hidden layer), on minibatches that are
+  ``step-gather``: the shuffled rows gathered in line, as the training loop does for wide
+  layers; ``step-stream``: contiguous slices in order, streamed from memory as gemm-only
+  reads them (no gather at all); ``step-cache``: the same few minibatches again and again,
+  already in cache (the best a gathering thread could hand over).
 
 and reported with the floors ``(gemm + gather + update) / gemm`` (nothing else costs
 anything, the gather is not hidden) and ``(gemm + update) / gemm`` (the gather fully
-hidden in another thread, which only pays while BLAS leaves a core idle).
+hidden in another thread, which only pays while BLAS leaves a core idle), and each
+``step-*`` over gemm-only: what any NumPy implementation of the step costs at best.
 """
 
 from __future__ import annotations
@@ -35,6 +43,12 @@ import numpy as np
 from npmlp.bench import PRESETS, Problem, gemm_epoch, npmlp_epoch, pinned_threads, training_data
 from npmlp.network import MLP, gather_rows
 from npmlp.optim import SGD
+from npmlp.training import TrainConfig
+
+#: ``step-cache`` cycles through this many minibatches (K = 100 rows of Fashion-MNIST in
+#: float64: 5 MB, inside the 32 MB last-level cache of the project's machine).
+CACHED_BATCHES = 8
+SOURCES = ("gather", "stream", "cache")
 
 
 def gather_epoch(p: Problem):
@@ -67,6 +81,68 @@ def update_epoch(p: Problem):
     return epoch
 
 
+def step_floor(p: Problem, source: str = "gather"):
+    """One epoch of the whole SGD step, inlined with the fewest NumPy calls (one hidden layer, rect).
+
+    The network is initialised as :class:`npmlp.training.Trainer` does for the same seed
+    and with ``source="gather"`` visits the same shuffled minibatches: its parameters after
+    an epoch are those of ``Trainer.run_epoch`` (to round-off), so the floor does all of the
+    step's work, in the fewest calls. Returns ``(epoch, net)``.
+    """
+    if len(p.hidden) != 1 or source not in SOURCES:
+        raise ValueError(f"one hidden layer and a source in {SOURCES}. Got {p.hidden} and {source!r} instead.")
+    config = TrainConfig(hidden=p.hidden, l1=p.l1, l2=p.l2, dtype=p.X.dtype.name, lr=p.lr,
+                         batch_size=p.batch_size, seed=p.seed)
+    rng = np.random.default_rng(p.seed)
+    net = config.build(p.X.shape[1], p.n_classes, rng)
+    W1, b1, W2, b2 = (net.params[k] for k in ("W1", "b1", "W2", "b2"))
+    K, (h, d), dt, X, y = p.batch_size, W1.shape, W1.dtype, p.X, p.y
+    A1, H1, M1, dH1, Z = (np.empty((K, h), dt, order="F") for _ in range(5))
+    Z.fill(0)
+    Oa = np.empty((K, p.n_classes), dt, order="F" if h <= 64 else "C")
+    dW1, dW2, db1, db2, S1, S2 = (np.empty_like(a) for a in (W1, W2, b1, b2, W1, W2))
+    Xb, yb, ones, rows = np.empty((K, d), dt), np.empty(K, np.intp), np.ones(K, dt), np.arange(K)
+    a, c, t = p.l1 * p.lr, 2 * p.l2 * p.lr, np.finfo(dt).tiny  # penalty gradient times the step size
+
+    def step(Xb: np.ndarray, yb: np.ndarray) -> None:
+        k, g = Xb.shape[0], p.lr / Xb.shape[0]
+        A, H, M, dH, O = A1[:k], H1[:k], M1[:k], dH1[:k], Oa[:k]
+        np.matmul(Xb, W1.T, out=A), np.add(A, b1, out=A), np.maximum(A, Z[:k], out=H)
+        np.matmul(H, W2.T, out=O), np.add(O, b2, out=O)
+        np.subtract(O, np.maximum.reduce(O, axis=1, keepdims=True), out=O), np.exp(O, out=O)
+        np.multiply(O, g / np.add.reduce(O, axis=1, keepdims=True), out=O), np.add.at(O, (rows[:k], yb), -g)
+        np.matmul(O.T, H, out=dW2), np.matmul(ones[:k], O, out=db2), np.matmul(O, W2, out=dH)
+        np.greater(A, Z[:k], out=M), np.multiply(dH, M, out=dH)
+        np.matmul(dH.T, Xb, out=dW1), np.matmul(ones[:k], dH, out=db1)
+        if a:  # a * sign(W) as npmlp.network.l1_sign computes it (a < 2)
+            W1.clip(-t, t, out=S1), np.multiply(S1, a / t, out=S1), np.add(dW1, S1, out=dW1)
+            W2.clip(-t, t, out=S2), np.multiply(S2, a / t, out=S2), np.add(dW2, S2, out=dW2)
+        if c:
+            np.multiply(W1, c, out=S1), np.add(dW1, S1, out=dW1), np.multiply(W2, c, out=S2), np.add(dW2, S2, out=dW2)
+        np.subtract(W1, dW1, out=W1), np.subtract(b1, db1, out=b1)
+        np.subtract(W2, dW2, out=W2), np.subtract(b2, db2, out=b2)
+
+    n = X.shape[0]
+    cache = np.ascontiguousarray(X[: CACHED_BATCHES * K]) if source == "cache" else None
+
+    def epoch() -> float:
+        tic = time.perf_counter()
+        if source == "gather":
+            order = rng.permutation(n)
+            for s in range(0, n, K):
+                step(*gather_rows(X, y, order[s : s + K], Xb, yb))
+        elif source == "stream":
+            for s in range(0, n, K):
+                step(X[s : s + K], y[s : s + K])
+        else:
+            for s in range(0, n, K):
+                j = s % (CACHED_BATCHES * K)
+                step(cache[j : j + K], y[j : j + K])
+        return time.perf_counter() - tic
+
+    return epoch, net
+
+
 def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = None, batch_size: int = 100) -> dict:
     """Time the four epochs of preset ``name`` interleaved; the medians, mins and floors.
 
@@ -76,7 +152,7 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
     X, y, m = training_data("fashion-mnist", c["dtype"], data=data)
     p = Problem(X, y, m, tuple(c["hidden"]), batch_size, 0.03, c["l1"], c["l2"], 0)
     epochs = {"gemm-only": gemm_epoch(p), "gather-only": gather_epoch(p), "update-only": update_epoch(p),
-              "npmlp-matrix": npmlp_epoch(p)}
+              "npmlp-matrix": npmlp_epoch(p), **{f"step-{s}": step_floor(p, s)[0] for s in SOURCES}}
     runs: dict[str, list[float]] = {k: [] for k in epochs}
     with pinned_threads(threads):
         for f in epochs.values():  # warm-up
@@ -91,12 +167,14 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
             "min_seconds": {k: min(v) for k, v in runs.items()},
             "floor_sequential": (g + med["gather-only"] + med["update-only"]) / g,
             "floor_gather_hidden": (g + med["update-only"]) / g,
-            "npmlp_over_gemm": med["npmlp-matrix"] / g}
+            **{f"step_{s}_over_gemm": med[f"step-{s}"] / g for s in SOURCES},
+            "npmlp_over_gemm": med["npmlp-matrix"] / g,
+            "npmlp_over_gemm_best": min(runs["npmlp-matrix"]) / min(runs["gemm-only"])}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", nargs="+", choices=("A", "B"), default=["A", "B"])
+    ap.add_argument("--config", nargs="+", choices=sorted(PRESETS), default=["A", "B"])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: usable CPUs)")
     ap.add_argument("--json", action="store_true")
@@ -112,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {k:<13} {v:8.4f}   {v / d['median_seconds']['gemm-only']:5.2f}x gemm-only")
         print(f"  floor, gather in line:     {d['floor_sequential']:.3f}x gemm-only")
         print(f"  floor, gather hidden:      {d['floor_gather_hidden']:.3f}x gemm-only")
-        print(f"  npmlp-matrix:              {d['npmlp_over_gemm']:.3f}x gemm-only")
+        for s in SOURCES:
+            print(f"  whole step inlined, {s:<6} {d[f'step_{s}_over_gemm']:.3f}x gemm-only")
+        print(f"  npmlp-matrix:              {d['npmlp_over_gemm']:.3f}x gemm-only "
+              f"(fastest rounds: {d['npmlp_over_gemm_best']:.3f}x)")
     return 0
 
 

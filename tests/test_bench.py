@@ -196,18 +196,47 @@ def test_real_fashion_mnist_subset() -> None:
     assert (c["rows"], c["features"], c["classes"]) == (1000, 784, 10)
 
 
-def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+def load_floor():
     spec = importlib.util.spec_from_file_location("floor", Path(__file__).parents[1] / "benchmarks" / "floor.py")
     floor = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(floor)  # type: ignore[union-attr]
-    doc = floor.floor("B", 2, None, data=tiny, batch_size=50)
+    return floor
+
+
+def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarray]) -> None:
+    doc = load_floor().floor("B", 2, None, data=tiny, batch_size=50)
     med = doc["median_seconds"]
-    assert set(med) == {"gemm-only", "gather-only", "update-only", "npmlp-matrix"}
+    steps = {"step-gather", "step-stream", "step-cache"}
+    assert set(med) == {"gemm-only", "gather-only", "update-only", "npmlp-matrix"} | steps
     assert all(v > 0 for v in med.values()) and doc["dtype"] == "float32"
     g = med["gemm-only"]
     assert math.isclose(doc["floor_sequential"], (g + med["gather-only"] + med["update-only"]) / g)
     assert math.isclose(doc["floor_gather_hidden"], (g + med["update-only"]) / g)
     assert math.isclose(doc["npmlp_over_gemm"], med["npmlp-matrix"] / g)
+    for s in steps:
+        assert math.isclose(doc[f"{s.replace('-', '_')}_over_gemm"], med[s] / g)
+
+
+@pytest.mark.parametrize("dtype, l1, l2", [("float64", 1e-3, 1e-3), ("float32", 0.0, 0.0), ("float32", 0.0, 1e-2)])
+def test_the_inlined_step_of_the_floor_does_all_of_the_training_step(
+    rng: np.random.Generator, dtype: str, l1: float, l2: float
+) -> None:
+    # The floor claims the fewest calls for the same work: after two epochs on the same
+    # shuffled minibatches its parameters must be the training loop's, bit for bit.
+    from npmlp.training import TrainConfig, Trainer
+
+    X, y = rng.standard_normal((437, 12)).astype(dtype), rng.integers(0, 4, 437)
+    p = bench.Problem(X, y, 4, (9,), 50, 0.05, l1, l2, 3)
+    epoch, net = load_floor().step_floor(p, "gather")
+    config = TrainConfig(hidden=(9,), l1=l1, l2=l2, dtype=dtype, lr=0.05, batch_size=50, seed=3)
+    trainer_rng = np.random.default_rng(3)
+    trainer = Trainer(config.build(12, 4, trainer_rng), config, trainer_rng)
+    for _ in range(2):
+        epoch()
+        trainer.run_epoch(X, y)
+    for k, P in trainer.net.params.items():
+        np.testing.assert_array_equal(net.params[k], P, err_msg=k)
+    assert not np.array_equal(net.params["W1"], config.build(12, 4, np.random.default_rng(3)).params["W1"])
 
 
 def test_each_timed_epoch_starts_after_the_settle_pause(monkeypatch: pytest.MonkeyPatch) -> None:
