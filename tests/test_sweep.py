@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -245,10 +246,10 @@ def test_killed_sweep_resumes_where_it_stopped(tmp_path: Path) -> None:
 def test_failing_trials_are_recorded_and_the_sweep_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = sweep._train_trial
 
-    def flaky(trial: dict, max_seconds: float | None) -> dict:
+    def flaky(trial: dict, max_seconds: float | None, prefetch: bool | None) -> dict:
         if trial["params"]["hidden"] == [3]:
             raise RuntimeError("worker lost its GPU")
-        return real(trial, max_seconds)
+        return real(trial, max_seconds, prefetch)
 
     monkeypatch.setattr(sweep, "_train_trial", flaky)  # jobs=1 runs the trials in this process
     config = {**CIRCLES, "epochs": 3, "grid": {"hidden": [[3], [4]], "lr": [-1.0, 0.01]}, "random": {}}
@@ -260,6 +261,31 @@ def test_failing_trials_are_recorded_and_the_sweep_finishes(tmp_path: Path, monk
     assert all("Traceback" in r["traceback"] for r in result.failed)
     assert result.best["params"] == {"hidden": [4], "lr": 0.01}
     assert "failed:" in format_results(result) and "## Failed trials" in (tmp_path / "results.md").read_text()
+
+
+def test_trials_side_by_side_gather_their_minibatches_in_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Parallel trials share the cores: no gathering thread per trial (a serial sweep decides by the data).
+    calls: list[dict] = []
+    monkeypatch.setattr(sweep, "run_trial", lambda trial, **options: calls.append(options) or {"trial": trial["trial"]})
+    monkeypatch.setattr(sweep, "_backend", lambda jobs, scheduler: nullcontext(
+        lambda tasks: (f(*args, **kwargs) for f, args, kwargs in tasks)))
+    todo = plan_trials(load_spec(CIRCLES))[:2]
+    for jobs, expected in ((2, False), (1, None)):
+        calls.clear()
+        list(sweep._execute(todo, load_spec(CIRCLES), jobs=jobs, scheduler=None, start=time.time()))
+        assert [c["prefetch"] for c in calls] == [expected, expected]
+
+
+def test_a_trial_told_not_to_prefetch_never_starts_the_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from npmlp.minibatches import Prefetcher
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the gathering thread was started")
+
+    monkeypatch.setattr(Prefetcher, "minibatches", refuse)
+    trial = plan_trials(load_spec({**CIRCLES, "epochs": 2}))[0]
+    assert run_trial(trial, prefetch=False)["status"] == "ok"
+    assert run_trial(trial, prefetch=True)["error"] == "AssertionError: the gathering thread was started"
 
 
 def test_time_budgets(tmp_path: Path) -> None:

@@ -249,6 +249,7 @@ def train(
     trainer: Trainer | None = None,
     progress: bool = False,
     on_epoch: Callable[[Trainer], None] | None = None,
+    prefetch: bool | None = None,
 ) -> TrainResult:
     """Fit a network on ``splits["train"]``, evaluating every split after each epoch.
 
@@ -267,6 +268,9 @@ def train(
         Called with the trainer after every epoch (checkpoints) and when a stop was
         requested mid-epoch. Setting ``trainer.stop_after_epoch`` to a reason ends the
         run after this epoch, with that reason as ``stopped_because``.
+    prefetch : bool, optional
+        Sets :attr:`Trainer.prefetch`: gather minibatches ahead in a background thread.
+        None decides by the data; False suits processes that share the cores (parallel trials).
 
     Returns
     -------
@@ -277,6 +281,8 @@ def train(
         rng = np.random.default_rng(config.seed)
         net = net if net is not None else config.build(X.shape[1], int(y.max()) + 1, rng)
         trainer = Trainer(net, config, rng)
+    if prefetch is not None:
+        trainer.prefetch = prefetch
     splits = {k: trainer.net.check_input(*v) for k, v in splits.items()}  # type: ignore[misc]
     if config.early_stopping and "valid" not in splits:
         raise ValueError("early_stopping needs a validation split. Got none.")
