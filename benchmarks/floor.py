@@ -86,8 +86,8 @@ def step_floor(p: Problem, source: str = "gather"):
 
     The network is initialised as :class:`npmlp.training.Trainer` does for the same seed
     and with ``source="gather"`` visits the same shuffled minibatches: its parameters after
-    an epoch are those of ``Trainer.run_epoch`` (to round-off), so the floor does all of the
-    step's work, in the fewest calls. Returns ``(epoch, net)``.
+    an epoch are those of ``Trainer.run_epoch``, bit for bit (tested), so the floor does all
+    of the step's work, in the fewest calls. Returns ``(epoch, net)``.
     """
     if len(p.hidden) != 1 or source not in SOURCES:
         raise ValueError(f"one hidden layer and a source in {SOURCES}. Got {p.hidden} and {source!r} instead.")
@@ -144,7 +144,7 @@ def step_floor(p: Problem, source: str = "gather"):
 
 
 def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = None, batch_size: int = 100) -> dict:
-    """Time the four epochs of preset ``name`` interleaved; the medians, mins and floors.
+    """Time the epochs of preset ``name`` interleaved; the medians, mins and floors.
 
     ``data``, an ``(X, y)`` pair, replaces Fashion-MNIST's training split.
     """
