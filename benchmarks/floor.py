@@ -101,7 +101,7 @@ def step_floor(p: Problem, source: str = "gather"):
     Z.fill(0)
     Oa = np.empty((K, p.n_classes), dt, order="F" if h <= 64 else "C")
     dW1, dW2, db1, db2, S1, S2 = (np.empty_like(a) for a in (W1, W2, b1, b2, W1, W2))
-    Xb, yb, ones, rows = np.empty((K, d), dt), np.empty(K, np.intp), np.ones(K, dt), np.arange(K)
+    Xbuf, ybuf, ones, rows = np.empty((K, d), dt), np.empty(K, np.intp), np.ones(K, dt), np.arange(K)
     a, c, t = p.l1 * p.lr, 2 * p.l2 * p.lr, np.finfo(dt).tiny  # penalty gradient times the step size
 
     def step(Xb: np.ndarray, yb: np.ndarray) -> None:
@@ -130,7 +130,7 @@ def step_floor(p: Problem, source: str = "gather"):
         if source == "gather":
             order = rng.permutation(n)
             for s in range(0, n, K):
-                step(*gather_rows(X, y, order[s : s + K], Xb, yb))
+                step(*gather_rows(X, y, order[s : s + K], Xbuf, ybuf))
         elif source == "stream":
             for s in range(0, n, K):
                 step(X[s : s + K], y[s : s + K])

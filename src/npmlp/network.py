@@ -347,10 +347,7 @@ class MLP:
         fw = self.forward(X, workspace=ws)
         # NOTE: scaling the (n, m) output gradient scales every gradient below it, so a
         # step size folded in here never costs a pass over a weight-sized array.
-        if ws is None:
-            dA = nll_logits_grad(fw.logits, y, scale=scale)
-        else:
-            dA = nll_logits_grad(fw.logits, y, out=fw.logits, scale=scale, rows=ws.rows[:n])
+        dA = nll_logits_grad(fw.logits, y, out=fw.logits if ws else None, scale=scale, rows=ws.rows[:n] if ws else None)
         grads: dict[str, Array] = {} if ws is None else ws.grads
         for l in range(self.n_layers - 1, -1, -1):  # layer l + 1 of the seed's numbering
             w, b = self.layer_names[l]
