@@ -43,9 +43,9 @@ def test_gradcheck_over_tolerance_exits_1(capsys) -> None:
 @pytest.mark.parametrize(
     "argv,match",
     [
-        (["gradcheck", "--hidden", "0"], "sizes must be >= 1"),
+        (["gradcheck", "--hidden", "0"], "must be an integer >= 1 or a non-empty list"),
         (["gradcheck", "--hidden", "a,b"], "expected integers separated by commas"),
-        (["gradcheck", "--l1", "-1"], "coefficients must be finite and >= 0"),
+        (["gradcheck", "--l1", "-1"], "--l1: must be a finite number >= 0"),
         (["gradcheck", "--l2", "1,2,3"], r"l2 needs one value or one per weight matrix \(2\)"),
         (["gradcheck", "--activation", "elu"], "invalid choice"),
     ],

@@ -154,7 +154,7 @@ def test_divergence_warns_and_keeps_finite_parameters() -> None:
     [
         ({"optimizer": "rmsprop"}, "optimizer must be one of adam, momentum, nesterov, sgd"),
         ({"lr": -1.0}, "lr must be a finite number > 0"),
-        ({"dtype": "float16"}, "dtype must be one of float64, float32"),
+        ({"dtype": "float16"}, "dtype must be one of float32, float64"),
         ({"activation": "cube"}, "activation must be one of"),
         ({"early_stopping": True}, "early_stopping is a patience in epochs"),
         ({"early_stopping": 2, "validation_fraction": 1.5}, r"validation_fraction must be in \(0, 1\)"),

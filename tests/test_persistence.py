@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from npmlp import MLP, ModelFileError
 from npmlp import persistence as P
+from npmlp.training import rng_from_json, rng_state_to_json
 
 Saved = tuple[Path, MLP]
 Fuzz = tuple[Path, MLP, bytes, bytes]
@@ -571,7 +572,7 @@ def checkpoint_args(seed: int = 0, epoch: int = 3) -> dict[str, Any]:
     state = {f"m/{k}": np.full_like(v, 0.25 + seed) for k, v in net.params.items()}
     state["t"] = np.array(epoch * 10, dtype=np.int64)
     meta = {"epoch": epoch, "history": [{"epoch": e, "train_loss": 1 / (e + 3)} for e in range(epoch)],
-            "rng": P.rng_state_to_json(rng), "config": {"hidden": [4], "lr": 0.1, "out": Path("runs/x")}}
+            "rng": rng_state_to_json(rng), "config": {"hidden": [4], "lr": 0.1, "out": Path("runs/x")}}
     return {"params": net.params, "state": state, "meta": meta}
 
 
@@ -586,7 +587,7 @@ def test_checkpoint_round_trip_restores_arrays_meta_and_random_stream(tmp_path: 
     assert isinstance(back.meta["rng"]["state"]["state"], int) and back.meta["rng"]["state"]["state"] > 2**64
     rng = np.random.default_rng(0)
     rng.random(5)
-    np.testing.assert_array_equal(P.rng_from_json(back.meta["rng"]).random(10), rng.random(10))
+    np.testing.assert_array_equal(rng_from_json(back.meta["rng"]).random(10), rng.random(10))
 
 
 def test_a_new_checkpoint_replaces_the_old_and_leaves_one_arrays_file(tmp_path: Path) -> None:
@@ -740,8 +741,8 @@ def test_remove_checkpoint_keeps_files_it_did_not_write(tmp_path: Path) -> None:
 def test_rng_state_round_trips_through_json(name: str) -> None:
     rng = np.random.Generator(getattr(np.random, name)(42))
     rng.normal(size=3)
-    state = json.loads(json.dumps(P.rng_state_to_json(rng)))
-    np.testing.assert_array_equal(P.rng_from_json(state).integers(0, 2**62, size=20), rng.integers(0, 2**62, size=20))
+    state = json.loads(json.dumps(rng_state_to_json(rng)))
+    np.testing.assert_array_equal(rng_from_json(state).integers(0, 2**62, size=20), rng.integers(0, 2**62, size=20))
 
 
 @pytest.mark.parametrize("state, message", [
@@ -754,9 +755,9 @@ def test_rng_state_round_trips_through_json(name: str) -> None:
 ])
 def test_rng_from_json_refuses_bad_states(state: Any, message: str) -> None:
     with pytest.raises(ModelFileError, match=message):
-        P.rng_from_json(state)
+        rng_from_json(state)
 
 
 def test_rng_state_to_json_refuses_generators_it_cannot_restore_safely() -> None:
     with pytest.raises(ValueError, match="rng must use one of PCG64, PCG64DXSM, SFC64. Got MT19937 instead."):
-        P.rng_state_to_json(np.random.Generator(np.random.MT19937(0)))
+        rng_state_to_json(np.random.Generator(np.random.MT19937(0)))

@@ -73,7 +73,7 @@ def test_divergence_exits_1_and_writes_no_nan(tmp_path: Path, capsys) -> None:
     [
         (["train", "--dataset", "no/such/file.csv"], "no such file or folder"),
         (["train", "--dataset", "circles", "--lr", "-1"], "must be a finite number > 0"),
-        (["train", "--dataset", "circles", "--early-stopping", "0"], "must be >= 1"),
+        (["train", "--dataset", "circles", "--early-stopping", "0"], "must be an integer >= 1"),
         (["evaluate", "--model", "no/such/dir", "--dataset", "circles"], "no/such/dir"),
         (["train", "--resume"], "--resume needs --out DIR"),
         (["train"], "--dataset is required"),

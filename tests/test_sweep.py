@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from npmlp.sweep import (  # noqa: E402
     sweep_panels,
     train_command,
 )
+from npmlp.settings import declared  # noqa: E402
 from npmlp.training import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,12 +172,8 @@ def test_best_command_reruns_the_best_configuration(local_sweep: sweep.SweepResu
     words = shlex.split(local_sweep.command)
     assert words[:2] == ["npmlp", "train"]
     args = build_parser().parse_args(words[1:])
-    names = ("hidden", "activation", "l1", "l2", "dtype", "optimizer", "lr", "lr_schedule", "batch_size",
-             "epochs", "early_stopping", "seed")
-    for name in names:
-        got = getattr(args, name)
-        want = best["config"][name]
-        assert (got == [want] if name in ("l1", "l2") else got == want), name
+    rerun = TrainConfig(**{name: getattr(args, name) for name in declared(TrainConfig)})
+    assert rerun.to_dict() == TrainConfig.from_dict(best["config"]).to_dict()
     assert (args.dataset, args.n_samples, args.noise) == ("circles", 300, 0.05)
 
 
@@ -252,15 +250,22 @@ def test_failing_trials_are_recorded_and_the_sweep_finishes(tmp_path: Path, monk
         return real(trial, max_seconds, prefetch)
 
     monkeypatch.setattr(sweep, "_train_trial", flaky)  # jobs=1 runs the trials in this process
-    config = {**CIRCLES, "epochs": 3, "grid": {"hidden": [[3], [4]], "lr": [-1.0, 0.01]}, "random": {}}
+    config = {**CIRCLES, "epochs": 3, "grid": {"hidden": [[3], [4]], "lr": [0.1, 0.01]}, "random": {}}
     result = run_sweep(config, out=tmp_path, jobs=1)
     errors = sorted(r["error"] for r in result.failed)
-    assert len(errors) == 3 and len(result.ranked) == 1
-    assert errors[0] == "RuntimeError: worker lost its GPU"
-    assert errors[2] == "ValueError: lr must be a finite number > 0. Got -1.0 instead."
+    assert errors == ["RuntimeError: worker lost its GPU"] * 2 and len(result.ranked) == 2
     assert all("Traceback" in r["traceback"] for r in result.failed)
-    assert result.best["params"] == {"hidden": [4], "lr": 0.01}
+    assert result.best["params"]["hidden"] == [4]
     assert "failed:" in format_results(result) and "## Failed trials" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("where,table", [("[grid]", {"grid": {"lr": [0.1, -1.0]}}), ("sweep file", {"lr": -1.0}),
+                                         ("sweep file", {"lr_gamma": 0}), ("[grid]", {"grid": {"hidden": [[0]]}})])
+def test_a_value_no_setting_accepts_is_refused_before_any_trial(tmp_path: Path, where: str, table: dict) -> None:
+    # The declared rules check every base and grid value while the file is read, not trial by trial.
+    with pytest.raises(ValueError, match=re.escape(where) + ": (lr|lr_gamma|hidden) must be"):
+        run_sweep({**CIRCLES, "epochs": 1, **table}, out=tmp_path / "s", jobs=1)
+    assert not (tmp_path / "s" / "trials.jsonl").exists()
 
 
 def test_trials_side_by_side_gather_their_minibatches_in_line(monkeypatch: pytest.MonkeyPatch) -> None:

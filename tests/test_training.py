@@ -138,7 +138,7 @@ def test_interrupt_then_continue_matches_an_uninterrupted_run() -> None:
 
 
 def test_bad_settings_are_named() -> None:
-    with pytest.raises(ValueError, match="batch_size must be >= 1. Got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1. Got 0"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         TrainConfig(optimizer="rmsprop")

@@ -11,16 +11,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from . import __version__
 from .errors import DivergenceError, NpmlpError
-from .functions import ACTIVATIONS
 from .gradcheck import check_gradients
 from .network import DTYPES, MLP
-from .optim import OPTIMIZERS, SCHEDULES
+from .settings import Choice, Rule, declared
 from .training import TrainConfig
 
 Command = Callable[[argparse.Namespace], int]
@@ -38,17 +37,6 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, like 256,128. Got {text!r}.") from None
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"sizes must be >= 1. Got {text!r}.")
-    return values
-
-
-def float_list(text: str) -> list[float]:
-    """``"1e-3,0"`` -> ``[0.001, 0.0]``; every value must be finite and >= 0."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, like 1e-3,0. Got {text!r}.") from None
-    if any(not np.isfinite(v) or v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"coefficients must be finite and >= 0. Got {text!r}.")
     return values
 
 
@@ -84,19 +72,47 @@ def seconds(text: str) -> float:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout, logs on stderr")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    _setting_flags(parser, TrainConfig, ["seed"])
 
 
-def _network_flags(parser: argparse.ArgumentParser, *, hidden: str) -> None:
-    acts = sorted(ACTIVATIONS)
-    parser.add_argument("--hidden", type=int_list, default=int_list(hidden), metavar="H",
-                        help=f"hidden layer sizes, like 10 or 256,128 (default {hidden})")
-    parser.add_argument("--activation", choices=acts, default="rect", help="hidden activation (relu = rect)")
-    parser.add_argument("--l1", type=float_list, default=[0.0], metavar="V",
-                        help="L1 coefficient, one value or one per weight matrix (default 0)")
-    parser.add_argument("--l2", type=float_list, default=[0.0], metavar="V",
-                        help="L2 coefficient, one value or one per weight matrix (default 0)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="float precision (default float64)")
+def _flag_type(rule: Rule) -> Callable[[str], Any]:
+    """An argparse ``type`` from a setting's rule: parse the text, then check the value."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = rule.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        try:
+            return rule.check("value", value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule.describe()}. Got {text!r}.") from None
+
+    parse.__name__ = type(rule).__name__.lower()
+    return parse
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _setting_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[str] | None = None,
+                   *, defaults: Mapping[str, Any] | None = None) -> None:
+    """One flag per setting that ``cls`` declares (or the ``names`` among them), from its declaration."""
+    for name, (decl, default) in declared(cls).items():
+        if names is not None and name not in names:
+            continue
+        default = (defaults or {}).get(name, default)
+        options: dict[str, Any] = {"type": _flag_type(decl.rule), "metavar": decl.metavar}
+        if isinstance(decl.rule, Choice):
+            options = {"choices": sorted(decl.rule.options)}
+        parser.add_argument("--" + name.replace("_", "-"), default=default, **options,
+                            help=f"{decl.help} (default {_shown(default)})")
+
+
+NETWORK_SETTINGS = ("hidden", "activation", "l1", "l2", "dtype")
 
 
 def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
@@ -113,7 +129,7 @@ def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gradcheck", help="check backprop against finite differences on random data",
                        description="Finite-difference gradient check on random data (seed part 3, Q2 and Q4).")
     _common(p)
-    _network_flags(p, hidden="2")
+    _setting_flags(p, TrainConfig, NETWORK_SETTINGS, defaults={"hidden": (2,)})
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="K", help="examples in the check (default 1)")
     p.add_argument("--inputs", type=positive_int, default=2, metavar="d", help="input dimension (default 2)")
     p.add_argument("--classes", type=positive_int, default=2, metavar="m", help="number of classes (default 2)")
@@ -137,33 +153,19 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # -- train, evaluate, predict ---------------------------------------------------------
 def _data_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    from .runs import DataSpec
+
     parser.add_argument("--dataset", required=required, metavar="D",
                         help="circles, mnist, fashion-mnist, a directory of IDX files or a CSV/text file")
-    parser.add_argument("--data-dir", default=None, metavar="DIR", help="where to look for mnist/fashion-mnist first")
-    parser.add_argument("--n-samples", type=positive_int, default=1100, help="circles: number of points (default 1100)")
-    parser.add_argument("--noise", type=float, default=0.0, help="circles: radial Gaussian noise (default 0)")
+    _setting_flags(parser, DataSpec)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a network on a data set", description="Minibatch gradient descent "
                        "with per-epoch train/valid/test loss and error; writes the model, history, plots and report.")
     _common(p)
-    _network_flags(p, hidden="10")
+    _setting_flags(p, TrainConfig, [n for n in declared(TrainConfig) if n != "seed"])  # --seed is common
     _data_flags(p, required=False)
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="update rule (default sgd)")
-    p.add_argument("--lr", type=positive_float, default=0.03, metavar="ETA", help="learning rate eta_0 (default 0.03)")
-    p.add_argument("--lr-schedule", choices=sorted(SCHEDULES), default="constant", help="eta_t per epoch (default constant)")
-    p.add_argument("--lr-decay", type=float, default=0.01, help="invscaling: eta_0 / (1 + decay * t) (default 0.01)")
-    p.add_argument("--lr-step", type=positive_int, default=10, help="step: epochs between decays (default 10)")
-    p.add_argument("--lr-gamma", type=positive_float, default=0.5, help="step: factor per decay (default 0.5)")
-    p.add_argument("--momentum", type=float, default=0.9, help="momentum/nesterov coefficient (default 0.9)")
-    p.add_argument("--batch-size", type=positive_int, default=10, metavar="K", help="minibatch size (default 10)")
-    p.add_argument("--epochs", type=positive_int, default=200, metavar="N", help="maximum epochs (default 200)")
-    p.add_argument("--tol", type=float, default=0.0, metavar="EPS",
-                   help="stop when ||theta_after - theta_before|| over an epoch is below EPS (default 0: off)")
-    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without a better valid error; keep the best epoch")
-    p.add_argument("--backprop", choices=["matrix", "loop"], default="matrix", help="backprop version (default matrix)")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<dataset>)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out DIR")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -178,13 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--dataset is required (circles, mnist, fashion-mnist or a path), unless --resume --out DIR.")
     if args.resume and not args.out:
         raise ValueError("--resume needs --out DIR: the directory of the interrupted run.")
-    config = TrainConfig(
-        hidden=args.hidden, activation=args.activation, l1=args.l1, l2=args.l2, dtype=args.dtype,
-        optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
-        lr_step=args.lr_step, lr_gamma=args.lr_gamma, momentum=args.momentum, batch_size=args.batch_size,
-        epochs=args.epochs, tol=args.tol, early_stopping=args.early_stopping, backprop=args.backprop, seed=args.seed,
-    )
-    data = DataSpec(args.dataset or "", data_dir=args.data_dir, n_samples=args.n_samples, noise=args.noise)
+    config = TrainConfig(**{name: getattr(args, name) for name in declared(TrainConfig)})
+    data = DataSpec(args.dataset or "", **{name: getattr(args, name) for name in declared(DataSpec)})
     out = Path(args.out) if args.out else Path("runs") / Path(args.dataset).stem
     progress = not (args.quiet or args.json)
     result, dataset = run(config, data, out=out, resume=args.resume, progress=progress, pictures=not args.no_pictures)

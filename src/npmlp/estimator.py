@@ -12,6 +12,7 @@ scikit-learn is an optional extra (``pip install 'npmlp[sklearn]'``), imported o
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import warnings
@@ -23,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import functions as F
 from .network import resolve_dtype
+from .settings import declared
 from .training import Trainer, TrainConfig, TrainResult, train
 
 try:
@@ -45,45 +47,59 @@ def _one_epoch(trainer: Trainer) -> None:
     trainer.stop_after_epoch = "partial_fit"
 
 
+#: Where the estimator's defaults differ from the assignment's (TrainConfig's): scikit-learn's
+#: MLP's, so that a scikit-learn user gets what they expect. The one list of such overrides.
+SKLEARN_DEFAULTS: dict[str, Any] = {"hidden": (100,), "optimizer": "adam", "lr": 1e-3, "batch_size": 200}
+
+#: The estimator's own parameters, not settings of a training run.
+_OWN: dict[str, tuple[Any, str, str]] = {
+    "validation_fraction": (0.1, "float in (0, 1)", "share of the rows held out for early stopping "
+                            "(stratified when possible)"),
+    "random_state": (None, "int, RandomState instance or None", "an int is the seed of ``npmlp train --seed``; "
+                     "else a seed is drawn from it"),
+}
+
+
+def _parameters() -> dict[str, tuple[Any, str, str]]:
+    """name -> (default, type text, help), from TrainConfig's declarations then the estimator's own."""
+    params: dict[str, tuple[Any, str, str]] = {}
+    for name, (decl, default) in declared(TrainConfig).items():
+        if name != "seed":  # random_state, scikit-learn's name, stands for it
+            params[name] = (SKLEARN_DEFAULTS.get(name, default), decl.rule.describe(), decl.help)
+    return {**params, **_OWN}
+
+
+PARAMETERS = _parameters()
+
+
+def _signature() -> inspect.Signature:
+    """``__init__(self, hidden=..., *, activation=..., ...)``: what scikit-learn's get_params reads."""
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    for i, (name, (default, _, _)) in enumerate(PARAMETERS.items()):
+        params.append(P(name, P.POSITIONAL_OR_KEYWORD if i == 0 else P.KEYWORD_ONLY, default=default))
+    return inspect.Signature(params)
+
+
+def _parameters_doc() -> str:
+    return "\n".join(f"    {name} : {kind}, default={default!r}\n        {help[:1].upper() + help[1:]}."
+                     for name, (default, kind, help) in PARAMETERS.items())
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multilayer perceptron classifier (softmax output, negative log-likelihood loss).
 
     The parameters are those of ``npmlp train`` (``hidden`` is scikit-learn's
     ``hidden_layer_sizes``, ``lr`` its ``learning_rate_init``, ``epochs`` its
     ``max_iter``); the defaults follow scikit-learn's MLP (Adam, lr 1e-3, minibatches
-    of 200) where the command line's follow the course (SGD, lr 0.03, minibatches of 10).
+    of 200, see :data:`SKLEARN_DEFAULTS`) where the command line's follow the course
+    (SGD, lr 0.03, minibatches of 10). With ``early_stopping`` (a patience in epochs),
+    ``validation_fraction`` of the rows is held out, training stops after that many epochs
+    without a better validation error, and the best epoch's parameters are kept.
 
     Parameters
     ----------
-    hidden : int or sequence of int, default=(100,)
-        Hidden layer sizes, from the input.
-    activation : {"rect", "relu", "tanh", "sigmoid", "softplus"}, default="rect"
-    l1, l2 : float or sequence of float, default=0.0
-        Elastic-net coefficients: one for every weight matrix, or one per matrix.
-    optimizer : {"sgd", "momentum", "nesterov", "adam"}, default="adam"
-    lr : float, default=1e-3
-        Initial learning rate eta_0.
-    lr_schedule : {"constant", "cosine", "invscaling", "step"}, default="constant"
-    lr_decay, lr_step, lr_gamma : float, int, float
-        Schedule knobs (see ``npmlp train --help``).
-    momentum : float, default=0.9
-        For ``momentum`` and ``nesterov``.
-    batch_size : int, default=200
-        Minibatch size K.
-    epochs : int, default=200
-        Maximum passes over the training data; also the horizon of the cosine schedule.
-    tol : float, default=0.0
-        Stop when the parameters move less than this (L2 norm) over one epoch; 0 never stops.
-    early_stopping : int or None, default=None
-        Patience in epochs. When set, ``validation_fraction`` of the training rows is held
-        out (stratified when possible), training stops after ``early_stopping`` epochs
-        without a better validation error, and the best epoch's parameters are kept.
-    validation_fraction : float, default=0.1
-        Share of the rows held out for early stopping, in (0, 1).
-    backprop : {"matrix", "loop"}, default="matrix"
-    dtype : {"float64", "float32"}, default="float64"
-    random_state : int, RandomState instance or None, default=None
-        An int is the seed of ``npmlp train --seed``.
+{parameters}
 
     Attributes
     ----------
@@ -104,48 +120,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         ``max_epochs``, ``early_stopping``, ``converged``, ``diverged`` or ``partial_fit``.
     """
 
-    def __init__(
-        self,
-        hidden: int | Sequence[int] = (100,),
-        *,
-        activation: str = "rect",
-        l1: float | Sequence[float] = 0.0,
-        l2: float | Sequence[float] = 0.0,
-        optimizer: str = "adam",
-        lr: float = 1e-3,
-        lr_schedule: str = "constant",
-        lr_decay: float = 0.01,
-        lr_step: int = 10,
-        lr_gamma: float = 0.5,
-        momentum: float = 0.9,
-        batch_size: int = 200,
-        epochs: int = 200,
-        tol: float = 0.0,
-        early_stopping: int | None = None,
-        validation_fraction: float = 0.1,
-        backprop: str = "matrix",
-        dtype: str = "float64",
-        random_state: int | np.random.RandomState | None = None,
-    ) -> None:
-        self.hidden = hidden
-        self.activation = activation
-        self.l1 = l1
-        self.l2 = l2
-        self.optimizer = optimizer
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.lr_decay = lr_decay
-        self.lr_step = lr_step
-        self.lr_gamma = lr_gamma
-        self.momentum = momentum
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.backprop = backprop
-        self.dtype = dtype
-        self.random_state = random_state
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = _SIGNATURE.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
 
     # -- configuration -----------------------------------------------------------------
     def _np_dtype(self) -> type:
@@ -161,9 +140,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The :class:`~npmlp.training.TrainConfig` of these parameters (it validates them)."""
         if isinstance(self.early_stopping, bool):
             raise ValueError(f"early_stopping is a patience in epochs (an int >= 1) or None. Got {self.early_stopping}.")
-        names = ("hidden", "activation", "l1", "l2", "dtype", "optimizer", "lr", "lr_schedule", "lr_decay",
-                 "lr_step", "lr_gamma", "momentum", "batch_size", "epochs", "tol", "early_stopping", "backprop")
-        return TrainConfig(**{k: getattr(self, k) for k in names}, seed=seed)
+        settings = {name: getattr(self, name) for name in declared(TrainConfig) if name != "seed"}
+        return TrainConfig(**settings, seed=seed)
 
     # -- fitting -----------------------------------------------------------------------
     def fit(self, X: ArrayLike, y: ArrayLike) -> "MLPClassifier":
@@ -173,10 +151,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = self._encode_classes(y)
         config = replace(config, seed=self._seed())
         splits = self._splits(X, codes, config.seed)
-        rng = np.random.default_rng(config.seed)
-        # NOTE: the very steps train() takes when given no trainer (same generator, same
-        # draws); made here so that the trainer lives on for partial_fit.
-        trainer = Trainer(config.build(X.shape[1], len(classes), rng), config, rng)
+        trainer = Trainer.new(config, X.shape[1], len(classes))  # kept for partial_fit
         result = train(splits, config, trainer=trainer)
         self.classes_ = classes
         self._record(trainer, result, validation="valid" in splits)
@@ -210,8 +185,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _start_partial(self, n_features: int, classes: ArrayLike) -> None:
         labels, _ = self._encode_classes(np.asarray(classes))
         config = replace(self.train_config(seed=self._seed()), early_stopping=None, tol=0.0)
-        rng = np.random.default_rng(config.seed)
-        self._trainer = Trainer(config.build(n_features, len(labels), rng), config, rng)
+        self._trainer = Trainer.new(config, n_features, len(labels))
         self.classes_ = labels
 
     def _encode_classes(self, y: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.intp]]:
@@ -291,3 +265,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False  # given an int random_state
         return tags
 
+
+_SIGNATURE = _signature()
+MLPClassifier.__init__.__signature__ = _SIGNATURE  # type: ignore[attr-defined]  # read by get_params
+MLPClassifier.__doc__ = (MLPClassifier.__doc__ or "").replace("{parameters}", _parameters_doc())

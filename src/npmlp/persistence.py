@@ -76,8 +76,6 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "remove_checkpoint",
-    "rng_from_json",
-    "rng_state_to_json",
     "run_status",
     "save_checkpoint",
     "save_model",
@@ -736,37 +734,3 @@ def run_status(out_dir: PathLike) -> Literal["fresh", "resumable", "finished"]:
     if (out / CHECKPOINT_DIR / META_FILE).is_file():
         return "resumable"
     return "finished" if (out / CONFIG_FILE).is_file() else "fresh"
-
-
-# -- random generators ---------------------------------------------------------------
-# NOTE: only bit generators whose state holds no position index: numpy does not bound-check
-# MT19937's ``pos`` or Philox's ``buffer_pos``, so a tampered one would read out of bounds.
-_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "SFC64": np.random.SFC64}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
-
-
-def rng_state_to_json(rng: np.random.Generator) -> dict[str, Any]:
-    """The state of ``rng``'s bit generator as JSON-able data (big ints, arrays as lists)."""
-    name = type(rng.bit_generator).__name__
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"rng must use one of {', '.join(_BIT_GENERATORS)}. Got {name} instead.")
-    return _plain(rng.bit_generator.state)
-
-
-def rng_from_json(state: Mapping[str, Any]) -> np.random.Generator:
-    """A generator in the state :func:`rng_state_to_json` returned: it draws the same stream."""
-    name = state.get("bit_generator") if isinstance(state, Mapping) else None
-    if not isinstance(name, str) or name not in _BIT_GENERATORS:
-        raise ModelFileError(f"rng state must name one of {', '.join(_BIT_GENERATORS)} in 'bit_generator'. "
-                             f"Got {_short(name)} instead.")
-    bit_generator = _BIT_GENERATORS[name]()
-    try:
-        bit_generator.state = dict(state)
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
-        raise ModelFileError(f"rng state is not a valid {name} state: {type(exc).__name__}: {exc}.") from exc
-    return np.random.Generator(bit_generator)

@@ -22,18 +22,17 @@ import numpy as np
 
 from . import __version__
 from .datasets import Dataset, load_dataset
-from .network import MLP
 from .persistence import (
     atomic_write_json,
     atomic_write_text,
     load_checkpoint,
     remove_checkpoint,
-    rng_from_json,
     run_status,
     save_checkpoint,
     save_model,
 )
-from .training import SPLITS, Trainer, TrainConfig, TrainResult, TrainState, train
+from .settings import Integer, Real, Text, setting, validate
+from .training import SPLITS, Trainer, TrainConfig, TrainResult, train
 
 
 @dataclass
@@ -41,36 +40,24 @@ class DataSpec:
     """How to load the data set of a run (kept in config.json so a run can be redone)."""
 
     dataset: str
-    data_dir: str | None = None
-    n_samples: int = 1100
-    noise: float = 0.0
+    data_dir: str | None = setting(None, Text(optional=True), "where to look for mnist/fashion-mnist first",
+                                   metavar="DIR")
+    n_samples: int = setting(1100, Integer(1), "circles: number of points", metavar="N")
+    noise: float = setting(0.0, Real(0), "circles: radial Gaussian noise", metavar="SIGMA")
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     def load(self, *, seed: int, dtype: str, progress: bool = False) -> Dataset:
         return load_dataset(self.dataset, data_dir=self.data_dir, seed=seed, n_samples=self.n_samples,
                             noise=self.noise, dtype=dtype, progress=progress)
 
 
-def _checkpoint_meta(trainer: Trainer, config: TrainConfig, data: DataSpec) -> dict[str, Any]:
-    st = trainer.state
-    return {
-        "npmlp_version": __version__,
-        "config": config.to_dict(),
-        "data": data.__dict__,
-        "epoch": st.epoch,
-        "batch": st.batch,
-        "history": st.history,
-        "best_epoch": st.best_epoch,
-        "rng": trainer.rng.bit_generator.state,
-        "rng_epoch_start": st.rng_epoch_start,
-    }
-
-
 def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec) -> None:
     """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``."""
-    state = {f"opt/{k}": v for k, v in trainer.optimizer.state.items()}
-    if trainer.state.best_params is not None:
-        state.update({f"best/{k}": v for k, v in trainer.state.best_params.items()})
-    save_checkpoint(out, params=trainer.net.params, state=state, meta=_checkpoint_meta(trainer, config, data))
+    arrays, state = trainer.state_dict()
+    meta = {"config": config.to_dict(), "data": data.__dict__, "history": trainer.state.history, **state}
+    save_checkpoint(out, params=trainer.net.params, state=arrays, meta=meta)
 
 
 def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
@@ -78,15 +65,7 @@ def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
     ck = load_checkpoint(out)
     meta = ck.meta
     config, data = TrainConfig.from_dict(meta["config"]), DataSpec(**meta["data"])
-    net = MLP({k: v.copy() for k, v in ck.params.items()}, activation=config.activation, l1=config.l1, l2=config.l2)
-    trainer = Trainer(net, config, rng_from_json(meta["rng"]))
-    for k, v in trainer.optimizer.state.items():
-        v[...] = ck.state[f"opt/{k}"]
-    best = {k[5:]: v.copy() for k, v in ck.state.items() if k.startswith("best/")}
-    trainer.state = TrainState(epoch=meta["epoch"], batch=meta["batch"], history=meta["history"],
-                               best_epoch=meta["best_epoch"], best_params=best or None,
-                               rng_epoch_start=meta["rng_epoch_start"])
-    return trainer, config, data
+    return Trainer.from_state(config, ck.params, ck.state, meta, meta["history"]), config, data
 
 
 @contextmanager
@@ -143,8 +122,7 @@ def run(
     if dataset is None:
         dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
     if not resume:
-        rng = np.random.default_rng(config.seed)
-        trainer = Trainer(config.build(dataset.n_features, dataset.n_classes, rng), config, rng)
+        trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
     elif trainer.net.sizes[0] != dataset.n_features:
         raise ValueError(f"the checkpoint in {out} expects {trainer.net.sizes[0]} features; {data.dataset} has {dataset.n_features}.")
     save = (lambda t: write_checkpoint(out, t, config, data)) if out is not None else None

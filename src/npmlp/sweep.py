@@ -55,7 +55,7 @@ import sys
 import time
 import traceback
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -64,18 +64,20 @@ import numpy as np
 
 from .persistence import atomic_write_text
 from .runs import DataSpec
+from .settings import applies, declared
 from .training import SPLITS, TrainConfig, TrainResult, Trainer, train
 
 INSTALL_HINT = "sweeps need joblib (and dask[distributed] for --scheduler): pip install 'npmlp[dask]'"
 
-TRAIN_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
-DATA_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DataSpec) if f.name != "dataset"}
+SETTINGS = declared(TrainConfig)
+TRAIN_DEFAULTS: dict[str, Any] = {name: default for name, (_, default) in SETTINGS.items()}
+DATA_DEFAULTS: dict[str, Any] = {name: default for name, (_, default) in declared(DataSpec).items()}
 SWEEP_KEYS = ("metric", "max_trials", "max_seconds", "max_trial_seconds", "blas_threads", "grid", "random")
 #: Metrics a sweep may minimise, each with its tie-breaker. No test metric, on purpose.
 METRICS = {"valid_error": "valid_loss", "valid_loss": "valid_error",
            "train_error": "train_loss", "train_loss": "train_error"}
 #: Settings best seen on a log axis (with those drawn from log_uniform), when no value is negative.
-LOG_SCALE = frozenset({"lr", "l1", "l2", "lr_decay", "tol"})
+LOG_SCALE = frozenset(name for name, (decl, _) in SETTINGS.items() if decl.log_scale)
 SIGNIFICANT_DIGITS = 4
 
 
@@ -163,6 +165,15 @@ def _setting_key(key: str, where: str) -> str:
     return name
 
 
+def _checked(name: str, value: Any, where: str) -> Any:
+    """``value`` if setting ``name`` accepts it (its declared rule), else ``ValueError`` naming where it came from."""
+    try:
+        SETTINGS[name][0].rule.check(name, value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return value
+
+
 def _positive(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
     value = doc.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value <= 0):
@@ -177,7 +188,8 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
     if not isinstance(doc.get("dataset"), str):
         raise ValueError(f"a sweep needs dataset = \"circles\" (or mnist, fashion-mnist, a path). Got {doc.get('dataset')!r}.")
     data = {"dataset": doc["dataset"], **{k: _canonical(k, doc.get(k, v)) for k, v in DATA_DEFAULTS.items()}}
-    base = {_setting_key(k, "sweep file"): _canonical(k, v) for k, v in doc.items() if k not in SWEEP_KEYS and k not in data}
+    base = {name: _checked(name, _canonical(name, v), "sweep file") for k, v in doc.items()
+            if k not in SWEEP_KEYS and k not in data for name in [_setting_key(k, "sweep file")]}
     metric = doc.get("metric", "valid_error")
     if metric not in METRICS:
         why = " The test split is never used for selection." if str(metric).startswith("test") else ""
@@ -202,7 +214,7 @@ def _parse_grid(table: Any) -> dict[str, list[Any]]:
         name = _setting_key(key, "[grid]")
         if not isinstance(values, list) or not values:
             raise ValueError(f"[grid] {key} must be a non-empty list of values. Got {values!r} instead.")
-        grid[name] = [_canonical(name, v) for v in values]
+        grid[name] = [_checked(name, _canonical(name, v), "[grid]") for v in values]
     return grid
 
 
@@ -548,17 +560,6 @@ def _trial_line(record: Mapping[str, Any], metric: str) -> str:
     return f"{record['trial']} ok {metric} {shown} ({record['seconds']:.1f}s) {params}"
 
 
-FLAG_RELEVANT: dict[str, Callable[[Mapping[str, Any]], bool]] = {
-    "lr_decay": lambda c: c["lr_schedule"] == "invscaling",
-    "lr_step": lambda c: c["lr_schedule"] == "step",
-    "lr_gamma": lambda c: c["lr_schedule"] == "step",
-    "momentum": lambda c: c["optimizer"] in ("momentum", "nesterov"),
-    "early_stopping": lambda c: c["early_stopping"] is not None,
-    "tol": lambda c: c["tol"] > 0,
-    "backprop": lambda c: c["backprop"] != "matrix",
-}
-
-
 def train_command(config: Mapping[str, Any], data: Mapping[str, Any], *, out: Path | None = None) -> str:
     """An ``npmlp train`` command line that reruns ``config`` on ``data``."""
     words = ["npmlp", "train", "--dataset", str(data["dataset"])]
@@ -567,7 +568,7 @@ def train_command(config: Mapping[str, Any], data: Mapping[str, Any], *, out: Pa
     if data["dataset"] == "circles":
         words += ["--n-samples", str(data["n_samples"]), "--noise", _show(data["noise"])]
     for key, value in config.items():
-        if FLAG_RELEVANT.get(key, lambda c: True)(config):
+        if key not in SETTINGS or applies(key, SETTINGS[key][0], config):
             words += ["--" + key.replace("_", "-"), _show(value)]
     if out is not None:
         words += ["--out", str(out)]

@@ -19,53 +19,59 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .minibatches import Prefetcher, gathered, prefetch_pays
-from .network import BACKPROPS, MLP, Array, Workspace, nll
+from .errors import ModelFileError
+from .functions import ACTIVATIONS
+from .network import BACKPROPS, DTYPES, MLP, Array, Workspace, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
+from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
 
 Split = tuple[Array, NDArray[np.intp]]
 SPLITS = ("train", "valid", "test")
+
+
+def _uses(**values: str) -> Callable[[Mapping[str, Any]], bool]:
+    """``applies`` for a setting that only matters when another one takes one of some values."""
+    return lambda c: all(c.get(k) in v.split("|") for k, v in values.items())
 
 
 @dataclass
 class TrainConfig:
     """Every setting of a training run: the network and how to fit it.
 
-    The field names are the command line's flags (``--batch-size`` is ``batch_size``).
+    Each field is the one declaration of its setting (see :mod:`npmlp.settings`): the
+    command line's flags (``--batch-size`` is ``batch_size``), the estimator's parameters
+    and the sweep file's keys are made from these fields. The defaults are the assignment's.
     """
 
-    hidden: Sequence[int] = (10,)
-    activation: str = "rect"
-    l1: float | Sequence[float] = 0.0
-    l2: float | Sequence[float] = 0.0
-    dtype: str = "float64"
-    optimizer: str = "sgd"
-    lr: float = 0.03
-    lr_schedule: str = "constant"
-    lr_decay: float = 0.01
-    lr_step: int = 10
-    lr_gamma: float = 0.5
-    momentum: float = 0.9
-    batch_size: int = 10
-    epochs: int = 200
-    tol: float = 0.0
-    early_stopping: int | None = None
-    backprop: str = "matrix"
-    seed: int = 0
+    hidden: Sequence[int] = setting((10,), Sizes(), "hidden layer sizes, from the input, like 10 or 256,128",
+                                    metavar="H")
+    activation: str = setting("rect", Choice(ACTIVATIONS), "hidden activation (relu = rect)")
+    l1: float | Sequence[float] = setting(0.0, Coefficients(), "L1 coefficient, one value or one per weight matrix",
+                                          metavar="V", log_scale=True)
+    l2: float | Sequence[float] = setting(0.0, Coefficients(), "L2 coefficient, one value or one per weight matrix",
+                                          metavar="V", log_scale=True)
+    dtype: str = setting("float64", Choice(DTYPES), "float precision")
+    optimizer: str = setting("sgd", Choice(OPTIMIZERS), "update rule")
+    lr: float = setting(0.03, Real(0, low_open=True), "learning rate eta_0", metavar="ETA", log_scale=True)
+    lr_schedule: str = setting("constant", Choice(SCHEDULES), "eta_t per epoch")
+    lr_decay: float = setting(0.01, Real(0), "invscaling: eta_0 / (1 + decay * t)",
+                              applies=_uses(lr_schedule="invscaling"), log_scale=True)
+    lr_step: int = setting(10, Integer(1), "step: epochs between decays", applies=_uses(lr_schedule="step"))
+    lr_gamma: float = setting(0.5, Real(0, low_open=True), "step: factor per decay", applies=_uses(lr_schedule="step"))
+    momentum: float = setting(0.9, Real(0, 1, high_open=True), "momentum/nesterov coefficient",
+                              applies=_uses(optimizer="momentum|nesterov"))
+    batch_size: int = setting(10, Integer(1), "minibatch size", metavar="K")
+    epochs: int = setting(200, Integer(1), "maximum epochs", metavar="N")
+    tol: float = setting(0.0, Real(0), "stop when ||theta_after - theta_before|| over an epoch is below EPS (0: off)",
+                         metavar="EPS", applies=lambda c: bool(c.get("tol")), log_scale=True)
+    early_stopping: int | None = setting(None, Integer(1, optional=True), "stop after PATIENCE epochs without a "
+                                         "better valid error; keep the best epoch", metavar="PATIENCE",
+                                         applies=lambda c: c.get("early_stopping") is not None)
+    backprop: str = setting("matrix", Choice(BACKPROPS), "backprop version", applies=lambda c: c.get("backprop") != "matrix")
+    seed: int = setting(0, Integer(0), "seed of every random draw")
 
     def __post_init__(self) -> None:
-        self.hidden = [int(h) for h in ([self.hidden] if isinstance(self.hidden, int) else self.hidden)]
-        for name, valid in (("optimizer", OPTIMIZERS), ("lr_schedule", SCHEDULES), ("backprop", BACKPROPS)):
-            if getattr(self, name) not in valid:
-                raise ValueError(f"{name} must be one of {', '.join(sorted(valid))}. Got {getattr(self, name)!r} instead.")
-        for name in ("batch_size", "epochs", "lr_step"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1. Got {getattr(self, name)} instead.")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0. Got {self.lr} instead.")
-        if self.early_stopping is not None and self.early_stopping < 1:
-            raise ValueError(f"early_stopping (patience) must be >= 1. Got {self.early_stopping} instead.")
-        if self.tol < 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"tol must be >= 0 and momentum in [0, 1). Got {self.tol} and {self.momentum}.")
+        validate(self)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -164,6 +170,45 @@ class Trainer:
         #: (:func:`npmlp.minibatches.prefetch_pays`); the result is the same either way.
         self.prefetch: bool | None = None
         self.prefetcher = Prefetcher(config.batch_size)
+
+    @classmethod
+    def new(cls, config: TrainConfig, n_features: int, n_classes: int, *, net: MLP | None = None) -> Trainer:
+        """The one way to start a run: a generator seeded by ``config.seed`` draws the initial
+        weights (unless ``net`` is given), then every epoch's permutation.
+
+        Every run of the same configuration and data therefore starts bit for bit alike,
+        whichever entry point (command line, estimator, sweep, benchmark, demo) made it.
+        """
+        rng = np.random.default_rng(config.seed)
+        return cls(net if net is not None else config.build(n_features, n_classes, rng), config, rng)
+
+    def state_dict(self) -> tuple[dict[str, Array], dict[str, Any]]:
+        """Everything :meth:`from_state` needs to continue exactly here: (arrays, JSON-able meta).
+
+        The arrays are the optimizer's state (``opt/NAME``) and, with early stopping, the best
+        epoch's parameters (``best/NAME``); the network's own parameters are the caller's to save.
+        """
+        st = self.state
+        arrays = {f"opt/{k}": v for k, v in self.optimizer.state.items()}
+        if st.best_params is not None:
+            arrays.update({f"best/{k}": v for k, v in st.best_params.items()})
+        meta = {"epoch": st.epoch, "batch": st.batch, "best_epoch": st.best_epoch,
+                "rng": rng_state_to_json(self.rng), "rng_epoch_start": st.rng_epoch_start}
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, config: TrainConfig, params: Mapping[str, Array], arrays: Mapping[str, Array],
+                   meta: Mapping[str, Any], history: list[dict[str, Any]]) -> Trainer:
+        """The trainer :meth:`state_dict` described, with the network's ``params`` and the run's ``history``."""
+        net = MLP({k: v.copy() for k, v in params.items()}, activation=config.activation, l1=config.l1, l2=config.l2)
+        trainer = cls(net, config, rng_from_json(meta["rng"]))
+        for k, v in trainer.optimizer.state.items():
+            v[...] = arrays[f"opt/{k}"]
+        best = {k[len("best/"):]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
+        trainer.state = TrainState(epoch=meta["epoch"], batch=meta["batch"], history=history,
+                                   best_epoch=meta["best_epoch"], best_params=best or None,
+                                   rng_epoch_start=meta["rng_epoch_start"])
+        return trainer
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
@@ -278,9 +323,7 @@ def train(
     """
     X, y = splits["train"]
     if trainer is None:
-        rng = np.random.default_rng(config.seed)
-        net = net if net is not None else config.build(X.shape[1], int(y.max()) + 1, rng)
-        trainer = Trainer(net, config, rng)
+        trainer = Trainer.new(config, X.shape[1], int(y.max()) + 1, net=net)
     if prefetch is not None:
         trainer.prefetch = prefetch
     splits = {k: trainer.net.check_input(*v) for k, v in splits.items()}  # type: ignore[misc]
@@ -347,3 +390,37 @@ def _stopping(trainer: Trainer, before: Mapping[str, Array], row: Mapping[str, A
         if change < config.tol:
             return "converged"
     return "running"
+
+
+# -- random generators ---------------------------------------------------------------
+# NOTE: only bit generators whose state holds no position index: numpy does not bound-check
+# MT19937's ``pos`` or Philox's ``buffer_pos``, so a tampered one would read out of bounds.
+_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "SFC64": np.random.SFC64}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
+def rng_state_to_json(rng: np.random.Generator) -> dict[str, Any]:
+    """The state of ``rng``'s bit generator as JSON-able data (big ints, arrays as lists)."""
+    name = type(rng.bit_generator).__name__
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"rng must use one of {', '.join(_BIT_GENERATORS)}. Got {name} instead.")
+    return _plain(rng.bit_generator.state)
+
+
+def rng_from_json(state: Mapping[str, Any]) -> np.random.Generator:
+    """A generator in the state :func:`rng_state_to_json` returned: it draws the same stream."""
+    name = state.get("bit_generator") if isinstance(state, Mapping) else None
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ModelFileError(f"rng state must name one of {', '.join(_BIT_GENERATORS)} in 'bit_generator'. "
+                             f"Got {name!r:.80} instead.")
+    bit_generator = _BIT_GENERATORS[name]()
+    try:
+        bit_generator.state = dict(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ModelFileError(f"rng state is not a valid {name} state: {type(exc).__name__}: {exc}.") from exc
+    return np.random.Generator(bit_generator)
