@@ -453,9 +453,10 @@ TEXT_ERRORS = {
     "header": (b"x,y,label\n1,2,0\n", "line 1, column 1: .*header"),
     "nan": (b"1 nan 0\n", "line 1, column 2: every cell must be a finite number. Got 'nan'"),
     "inf": (b"1 2 0\n\n-inf 2 0\n", "line 3, column 1: .*'-inf'"),
-    "fractional label": (b"1 2 0\n1 2 1.5\n", r"line 2: the label \(last column\) must be an integer .* Got 1.5"),
-    "negative label": (b"1 2 -1\n", "must be an integer in .* Got -1"),
-    "huge label": (b"1 2 1e9\n", r"in \[0, 10000\). Got 1e\+09"),
+    "fractional label": (b"1 2 0\n1 2 1.5\n", r"label column \(3 of the file\) must hold integers .*: line 2 has 1.5; "
+                         "pass --label-column"),
+    "negative label": (b"1 2 -1\n", "must hold integers in .*: line 1 has -1"),
+    "huge label": (b"1 2 1e9\n", r"in \[0, 10000\): line 1 has 1e\+09"),
     "one column": (b"1\n2\n", "at least 2 columns .* Got 1"),
     "binary": (b"\x00\xff\xfe1 2\n", "must be UTF-8 text .* Got byte 0xff at offset 1"),
     "too few rows": (b"1 2 0\n1 2 1\n3 4 1\n", "needs at least 5 rows. Got 3"),
@@ -610,3 +611,52 @@ def test_npy_and_text_random_bytes(scratch: Path, data: bytes, cut: int) -> None
     np.save(buffer, np.arange(6.0).reshape(2, 3))
     only_data_error(load_features, write(scratch / "n.npy", buffer.getvalue()[:cut] + data))
     only_data_error(read_table, write(scratch / "b.txt", data))
+
+
+# -- labels and identity (issue: trustworthy runs) ----------------------------------------
+def _wine_like(tmp_path: Path, *, label_first: bool) -> Path:
+    """Three classes in the first column and a continuous last column (like proline in the wine data)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    X = np.column_stack([rng.standard_normal(90), 300 + 1400 * rng.random(90)])
+    table = np.column_stack([y, X]) if label_first else np.column_stack([X, y])
+    path = tmp_path / "wine.csv"
+    np.savetxt(path, table, delimiter=",", fmt="%.6g")
+    return path
+
+
+def test_a_continuous_label_column_is_refused_with_the_flag_that_helps(tmp_path: Path) -> None:
+    path = _wine_like(tmp_path, label_first=True)
+    with pytest.raises(DataError, match=r"label column \(3 of the file\) must hold integers.*--label-column"):
+        load_dataset(str(path))
+    data = load_dataset(str(path), label_column=0)
+    assert data.n_classes == 3 and data.n_features == 2 and data.identity["label_column"] == 0
+
+
+def test_many_distinct_integer_labels_look_continuous(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    table = np.column_stack([rng.standard_normal(100), rng.integers(0, 1681, 100)])
+    path = tmp_path / "t.csv"
+    np.savetxt(path, table, delimiter=",", fmt="%.6g")
+    with pytest.raises(DataError, match=r"looks continuous: \d+ distinct values in 100 rows; pass --label-column"):
+        load_dataset(str(path))
+
+
+@pytest.mark.parametrize("labels,match", [([4] * 10, "holds one class"), ([0, 9999] * 5, "would make 10000 outputs")])
+def test_labels_that_make_no_classifier_are_refused(tmp_path: Path, labels: list[int], match: str) -> None:
+    path = tmp_path / "t.csv"
+    np.savetxt(path, np.column_stack([np.arange(len(labels)), labels]), delimiter=",", fmt="%d")
+    with pytest.raises(DataError, match=match):
+        load_dataset(str(path))
+
+
+def test_identity_names_the_data_and_split_whatever_the_dtype(tmp_path: Path) -> None:
+    path = _wine_like(tmp_path, label_first=False)
+    a, b = load_dataset(str(path), seed=3), load_dataset(str(path), seed=3, dtype="float32")
+    assert a.identity == b.identity and a.identity["rows"] == 90
+    assert a.identity["split"]["sizes"] == [54, 18, 18] and a.identity["split"]["seed"] == 3
+    c = load_dataset(str(path), seed=4)
+    assert c.identity["sha256"] == a.identity["sha256"]
+    assert c.identity["split"]["rows_sha256"] != a.identity["split"]["rows_sha256"]
+    path.write_text(path.read_text().replace("\n", "\n", 1)[:-2] + "9\n")  # one value changed
+    assert load_dataset(str(path), seed=3).identity["sha256"] != a.identity["sha256"]

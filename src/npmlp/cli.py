@@ -20,6 +20,7 @@ from .errors import DivergenceError, NpmlpError
 from .gradcheck import check_gradients
 from .network import DTYPES, MLP
 from .settings import Choice, Rule, declared
+from .runs import DataSpec, run_data
 from .training import TrainConfig
 
 Command = Callable[[argparse.Namespace], int]
@@ -153,8 +154,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 
 # -- train, evaluate, predict ---------------------------------------------------------
 def _data_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    from .runs import DataSpec
-
     parser.add_argument("--dataset", required=required, metavar="D",
                         help="circles, mnist, fashion-mnist, a directory of IDX files or a CSV/text file")
     _setting_flags(parser, DataSpec)
@@ -174,7 +173,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runs import DataSpec, run, summary
+    from .runs import run, summary
 
     if args.dataset is None and not args.resume:
         raise ValueError("--dataset is required (circles, mnist, fashion-mnist or a path), unless --resume --out DIR.")
@@ -200,30 +199,40 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="loss and error of a saved model on each split of a data set")
+    p = sub.add_parser("evaluate", help="loss and error of a saved model on each split of its data",
+                       description="Loss and error of a saved model on the train, valid and test splits of the "
+                                   "data it was trained on, split as the run split it (both recorded in its "
+                                   "config.json). With --dataset, another data set: when its fingerprint matches "
+                                   "the run's, the run's split applies; else its own split, and a note says so.")
     _common(p)
     p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a train output directory or its model.npz")
-    _data_flags(p)
+    p.add_argument("--dataset", default=None, metavar="D", help="evaluate on this data instead (default: the run's)")
+    _setting_flags(p, DataSpec, defaults=dict.fromkeys(declared(DataSpec)))
     p.set_defaults(run=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .datasets import load_dataset
     from .persistence import load_model
     from .training import evaluate
 
     net, config = load_model(args.model)
-    data = load_dataset(args.dataset, data_dir=args.data_dir, seed=args.seed, n_samples=args.n_samples,
-                        noise=args.noise, dtype=net.dtype.name)
+    options = {name: getattr(args, name) for name in declared(DataSpec)}
+    found = run_data(config, dataset=args.dataset, dtype=net.dtype.name, options=options)
+    data = found.dataset
     if data.n_features != net.sizes[0] or data.n_classes > net.sizes[-1]:
         raise ValueError(f"the model {args.model} takes {net.sizes[0]} features and {net.sizes[-1]} classes; "
-                         f"{args.dataset} has {data.n_features} features and {data.n_classes} classes.")
+                         f"{data.source or data.name} has {data.n_features} features and {data.n_classes} classes.")
+    if found.note:
+        print(f"npmlp evaluate: note: {found.note}", file=sys.stderr)
     splits = {}
     for name, (X, y) in data.splits().items():
         loss, error = evaluate(net, X, y)
         splits[name] = {"loss": loss, "error": error, "n": int(X.shape[0])}
-    text = "\n".join(f"{k:5s}  loss {v['loss']:.4f}  error {100 * v['error']:.2f}%  ({v['n']} rows)" for k, v in splits.items())
-    emit(args, {"model": str(args.model), "dataset": data.name, "splits": splits}, text)
+    text = "\n".join(f"{k:5s}  loss {v['loss']:.4f}  error {100 * v['error']:.2f}%  ({v['n']} rows)"
+                     for k, v in splits.items())
+    doc = {"model": str(args.model), "dataset": data.name, "source": data.source, "same_data": found.same,
+           "note": found.note or None, "splits": splits}
+    emit(args, doc, text)
     return 0
 
 

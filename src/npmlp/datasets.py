@@ -142,6 +142,10 @@ class Dataset:
         One name per class for the named sets, None otherwise.
     source : str
         Where the data came from, for reports.
+    identity : dict
+        What the data and split are, to recognise them later (see :func:`identity`):
+        ``sha256`` of the decoded arrays before the split, ``rows``, and ``split`` (its
+        ``seed``, ``sizes`` and ``rows_sha256``, a hash of each split's row indices).
     """
 
     name: str
@@ -155,6 +159,7 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     class_names: list[str] | None = None
     source: str = ""
+    identity: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         where = self.source or self.name
@@ -212,6 +217,7 @@ def load_dataset(
     n_samples: int = 1100,
     noise: float = 0.0,
     dtype: str | type = "float64",
+    label_column: int = -1,
     download: bool = True,
     progress: bool = False,
     mirrors: Sequence[str] | None = None,
@@ -229,6 +235,8 @@ def load_dataset(
         Seeds the circles and the 60/20/20 permutation of circles and text files.
     n_samples, noise : int, float
         Size and radial noise of ``circles``.
+    label_column : int
+        Text files: the column of the label (0 the first, -1 the last).
     dtype : {"float64", "float32"}
         dtype of every ``X``.
     download, progress, mirrors
@@ -251,7 +259,7 @@ def load_dataset(
     if path.is_dir():
         return load_idx_dir(path, dtype=dtype)
     if path.is_file():
-        return load_text(path, seed=seed, dtype=dtype)
+        return load_text(path, seed=seed, dtype=dtype, label_column=label_column)
     raise DataError(
         f"dataset must be one of {', '.join(NAMED)}, or an existing folder of IDX files or text file. "
         f"Got {str(spec)!r} instead (no such file or folder)."
@@ -270,14 +278,34 @@ def _as_dtype(X: NDArray[Any], dt: type, where: str) -> Array:
     return out
 
 
-def _random_split(X: Array, y: Labels, *, rng: np.random.Generator, where: str) -> list[tuple[Array, Labels]]:
-    """Seeded 60/20/20 split: [(X_train, y_train), (X_valid, y_valid), (X_test, y_test)]."""
-    n = X.shape[0]
+def sha256_arrays(*arrays: NDArray[Any]) -> str:
+    """SHA-256 of arrays' dtypes, shapes and little-endian C-order values, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(f"{a.dtype.name}\0{','.join(map(str, a.shape))}\0".encode())
+        h.update(np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False)).data)
+    return h.hexdigest()
+
+
+def identity(decoded: Sequence[NDArray[Any]], rows: Sequence[NDArray[Any]], *, seed: int | None) -> dict[str, Any]:
+    """A data set's identity: its ``decoded`` arrays before any dtype cast or split, and the split.
+
+    ``rows`` holds each split's row indices (train, valid, test). The values are hashed after
+    decoding, so a recompressed copy of the same files has the same identity; the split is
+    hashed by its row indices, since NumPy does not promise one random stream across versions.
+    """
+    return {"sha256": sha256_arrays(*decoded), "rows": int(sum(len(r) for r in rows)),
+            "split": {"seed": seed, "sizes": [int(len(r)) for r in rows],
+                      "rows_sha256": sha256_arrays(*(np.asarray(r, dtype=np.int64) for r in rows))}}
+
+
+def _random_split(n: int, *, rng: np.random.Generator, where: str) -> list[NDArray[np.intp]]:
+    """Row indices of a seeded 60/20/20 split: [train, valid, test]."""
     if n < 5:
         raise DataError(f"{where}: a 60/20/20 train/valid/test split needs at least 5 rows. Got {n} instead.")
     order = rng.permutation(n)
     k = n // 5
-    return [(X[rows], y[rows]) for rows in (order[2 * k :], order[:k], order[k : 2 * k])]
+    return [order[2 * k :], order[:k], order[k : 2 * k]]
 
 
 # -- circles ---------------------------------------------------------------------------
@@ -311,8 +339,11 @@ def load_circles(
     rng = np.random.default_rng(seed)
     X, y = make_circles(n_samples, noise=noise, rng=rng)
     source = f"make_circles(n_samples={n_samples}, noise={noise}, seed={seed})"
-    train, valid, test = _random_split(_as_dtype(X, dt, source), y, rng=rng, where=source)
-    return Dataset("circles", *train, *valid, *test, n_classes=2, source=source)
+    rows = _random_split(len(y), rng=rng, where=source)
+    Xd = _as_dtype(X, dt, source)
+    splits = [(Xd[r], y[r]) for r in rows]
+    return Dataset("circles", *splits[0], *splits[1], *splits[2], n_classes=2, source=source,
+                   identity=identity([X, y], rows, seed=seed))
 
 
 # -- IDX files -------------------------------------------------------------------------
@@ -468,9 +499,12 @@ def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: boo
     X, y = _pixels(images, dt), labels.astype(np.intp)
     y_test = test_labels.astype(np.intp)
     n_classes = len(CLASS_NAMES[name]) if named else int(max(y.max(initial=0), y_test.max(initial=0))) + 1
+    # NOTE: train and test rows are numbered as one table, test after train.
+    rows = [np.arange(cut), np.arange(cut, n), np.arange(n, n + len(y_test))]
     return Dataset(
         name, X[:cut], y[:cut], X[cut:], y[cut:], _pixels(test_images, dt), y_test, n_classes=n_classes,
         image_shape=(int(shape[0]), int(shape[1])), class_names=CLASS_NAMES[name] if named else None, source=source,
+        identity=identity([images, labels, test_images, test_labels], rows, seed=None),
     )
 
 
@@ -707,33 +741,65 @@ def read_table(path: PathLike) -> NDArray[np.float64]:
     return _read_table(_regular_file(path, "text file"))[0]
 
 
-def _features_labels(path: Path, T: NDArray[np.float64], numbers: list[int]) -> tuple[NDArray[np.float64], Labels]:
-    """Split a table into features (n, d) and integer labels (n,) from its last column."""
-    if T.shape[1] < 2:
+#: A label column with more distinct values than this share of the rows (and than
+#: MIN_CONTINUOUS) looks continuous: a feature, not a class.
+MAX_DISTINCT_SHARE = 0.5
+MIN_CONTINUOUS = 20
+LABEL_HINT = "pass --label-column N for the column that holds the class (0 is the first, -1 the last)"
+
+
+def _features_labels(path: Path, T: NDArray[np.float64], numbers: list[int],
+                     label_column: int = -1) -> tuple[NDArray[np.float64], Labels]:
+    """Split a table into features (n, d) and integer labels (n,) taken from ``label_column``."""
+    n_rows, n_columns = T.shape
+    if n_columns < 2:
         raise DataError(
-            f"{path}: a data set file must have at least 2 columns (features, then the label). Got 1 instead."
+            f"{path}: a data set file must have at least 2 columns (features and the label). Got 1 instead."
         )
-    labels = T[:, -1]
+    if not -n_columns <= label_column < n_columns:
+        raise DataError(f"{path}: --label-column must be in [{-n_columns}, {n_columns - 1}] for its "
+                        f"{n_columns} columns. Got {label_column} instead.")
+    column = label_column % n_columns
+    labels = T[:, column]
+    _check_labels(path, labels, numbers, column)
+    return np.delete(T, column, axis=1), labels.astype(np.intp)
+
+
+def _check_labels(path: Path, labels: NDArray[np.float64], numbers: list[int], column: int) -> None:
+    """Labels must be class numbers: integers >= 0, at least two classes, not a continuous feature."""
+    where = f"{path}: the label column ({column + 1} of the file)"
     bad = (labels != np.floor(labels)) | (labels < 0) | (labels >= MAX_CLASSES)
     if bad.any():
         r = int(np.argmax(bad))
-        raise DataError(
-            f"{path}, line {numbers[r]}: the label (last column) must be an integer in [0, {MAX_CLASSES}). "
-            f"Got {labels[r]:g} instead."
-        )
-    return T[:, :-1], labels.astype(np.intp)
+        raise DataError(f"{where} must hold integers in [0, {MAX_CLASSES}): line {numbers[r]} has {labels[r]:g}; "
+                        f"{LABEL_HINT}.")
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        raise DataError(f"{where} holds one class ({classes[0]:g}): a classifier needs at least 2.")
+    if len(classes) > max(MAX_DISTINCT_SHARE * len(labels), MIN_CONTINUOUS):
+        raise DataError(f"{where} looks continuous: {len(classes)} distinct values in {len(labels)} rows; "
+                        f"{LABEL_HINT}.")
+    n_classes = int(classes[-1]) + 1
+    if n_classes > 2 * len(classes) + 10:  # a few missing classes are fine, an output per row id is not
+        raise DataError(f"{where} would make {n_classes} outputs for {len(classes)} distinct labels "
+                        f"(largest {classes[-1]:g}); number the classes 0..m-1, or {LABEL_HINT}.")
 
 
-def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64") -> Dataset:
-    """A text file of features then an integer label per row, split 60/20/20 (seeded).
+def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64", label_column: int = -1) -> Dataset:
+    """A text file of numbers, one column the integer label (the last by default), split 60/20/20 (seeded).
 
     Labels are kept as written: ``n_classes = max label + 1``.
     """
     dt = resolve_dtype(dtype)
     path = _regular_file(path, "data file")
-    X, y = _features_labels(path, *_read_table(path))
-    train, valid, test = _random_split(_as_dtype(X, dt, str(path)), y, rng=np.random.default_rng(seed), where=str(path))
-    return Dataset(path.name, *train, *valid, *test, n_classes=int(y.max()) + 1, source=str(path))
+    T, numbers = _read_table(path)
+    X, y = _features_labels(path, T, numbers, label_column)
+    rows = _random_split(len(y), rng=np.random.default_rng(seed), where=str(path))
+    Xd = _as_dtype(X, dt, str(path))
+    splits = [(Xd[r], y[r]) for r in rows]
+    found = {**identity([T], rows, seed=seed), "label_column": int(label_column % T.shape[1])}
+    return Dataset(path.name, *splits[0], *splits[1], *splits[2], n_classes=int(y.max()) + 1, source=str(path),
+                   identity=found)
 
 
 _NPY_HEADERS = {

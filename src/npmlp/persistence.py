@@ -442,7 +442,8 @@ def _check_loaded(arrays: Mapping[str, NDArray[Any]], digest: str, path: Path, s
 
 
 # -- model files ---------------------------------------------------------------------
-def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | None = None) -> Path:
+def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | None = None,
+               extra: Mapping[str, Any] | None = None) -> Path:
     """Write ``directory/model.npz`` and ``directory/config.json`` (see the module docstring).
 
     Parameters
@@ -453,6 +454,8 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
         The network; its parameters must be finite.
     training : dict, optional
         JSON-able flags needed to retrain the model, stored as ``config["training"]``.
+    extra : dict, optional
+        More JSON-able top-level entries of ``config.json`` (``data``: the data's identity).
 
     Returns
     -------
@@ -470,6 +473,7 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
         "architecture": {"sizes": list(net.sizes), "activation": net.activation, "dtype": net.dtype.name},
         "penalty": {"l1": list(net.l1), "l2": list(net.l2)},
         "training": dict(training or {}),
+        **{k: v for k, v in (extra or {}).items() if k not in _RESERVED},
         "arrays": _describe(net.params),
         "sha256": arrays_sha256(net.params),
     }
@@ -479,6 +483,9 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
         np.savez(f_npz, **net.params)
         f_config.write(text)
     return directory
+
+
+_RESERVED = ("format_version", "npmlp_version", "architecture", "penalty", "training", "arrays", "sha256")
 
 
 def _model_paths(path: Path) -> tuple[Path, Path]:

@@ -14,14 +14,14 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from . import __version__
-from .datasets import Dataset, load_dataset
+from .datasets import NAMED, Dataset, load_dataset
 from .persistence import (
     atomic_write_json,
     atomic_write_text,
@@ -31,7 +31,7 @@ from .persistence import (
     save_checkpoint,
     save_model,
 )
-from .settings import Integer, Real, Text, setting, validate
+from .settings import Integer, Real, Text, declared, setting, validate
 from .training import SPLITS, Trainer, TrainConfig, TrainResult, train
 
 
@@ -44,13 +44,21 @@ class DataSpec:
                                    metavar="DIR")
     n_samples: int = setting(1100, Integer(1), "circles: number of points", metavar="N")
     noise: float = setting(0.0, Real(0), "circles: radial Gaussian noise", metavar="SIGMA")
+    label_column: int = setting(-1, Integer(), "CSV/text files: the column of the label (0 the first, -1 the last)",
+                                metavar="N")
 
     def __post_init__(self) -> None:
         validate(self)
 
     def load(self, *, seed: int, dtype: str, progress: bool = False) -> Dataset:
         return load_dataset(self.dataset, data_dir=self.data_dir, seed=seed, n_samples=self.n_samples,
-                            noise=self.noise, dtype=dtype, progress=progress)
+                            noise=self.noise, dtype=dtype, label_column=self.label_column, progress=progress)
+
+    def record(self, dataset: Dataset) -> dict[str, Any]:
+        """What a run records of its data: how to load it again (the path resolved too) and what it was."""
+        named = self.dataset in NAMED
+        resolved = None if named else str(Path(self.dataset).expanduser().resolve())
+        return {**asdict(self), "resolved": resolved, **dataset.identity}
 
 
 def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec) -> None:
@@ -151,7 +159,7 @@ def write_outputs(out: Path, result: TrainResult, dataset: Dataset, config: Trai
                   *, pictures: bool = True) -> None:
     """Model, history and (when matplotlib is installed) pictures and report into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    save_model(out, result.net, training={**config.to_dict(), **data.__dict__})
+    save_model(out, result.net, training={**config.to_dict(), **asdict(data)}, extra={"data": data.record(dataset)})
     atomic_write_json(out / "history.json", result.history)
     atomic_write_text(out / "history.csv", history_csv(result.history))
     if pictures and result.history:  # a run that diverged in its first epoch has nothing to draw
@@ -203,3 +211,52 @@ def write_run_report(out: Path, result: TrainResult, dataset: Dataset, config: T
     notes = [result.message] if result.message else []
     return training_report(out / "report.html", title=f"npmlp train on {dataset.name}", settings=settings,
                            final=result.final(), history=result.history, images=figures, notes=notes)
+
+
+# -- the data of a saved run ---------------------------------------------------------------
+@dataclass
+class RunData:
+    """The data set to evaluate a saved model on, and whether it is the data the model was trained on.
+
+    ``same`` is True when its fingerprint matches the run's record (the splits are then the
+    run's own), False when it differs, None when the model records no fingerprint (older files).
+    """
+
+    dataset: Dataset
+    same: bool | None
+    note: str = ""
+
+
+def run_data(model_config: Mapping[str, Any], *, dataset: str | None = None, dtype: str,
+             options: Mapping[str, Any] | None = None) -> RunData:
+    """Load the data a saved model was trained on, or ``dataset`` instead, checked against the run's record.
+
+    ``options`` (DataSpec fields other than ``dataset``) override the recorded ones when not None.
+    The run's split seed is reused, so the run's own data gets the run's own split, and the
+    split's row hash proves it.
+    """
+    training = model_config.get("training", {})
+    record: Mapping[str, Any] = model_config.get("data") or {}
+    spec = {k: v for k, v in {**training, **record}.items() if k in declared(DataSpec) or k == "dataset"}
+    spec.update({k: v for k, v in (options or {}).items() if v is not None})
+    given = dataset is not None
+    source = dataset if given else (record.get("resolved") or spec.get("dataset"))
+    if not source:
+        raise ValueError("the model records no data set (a model saved outside npmlp train): pass --dataset D.")
+    spec["dataset"] = str(source)
+    seed = (record.get("split") or {}).get("seed")
+    seed = training.get("seed", 0) if seed is None else seed
+    loaded = DataSpec(**spec).load(seed=seed, dtype=dtype)
+    if "sha256" not in record:
+        return RunData(loaded, None, "the model records no data fingerprint (written by an older npmlp): "
+                                     "the split could not be checked against the run's.")
+    if loaded.identity["sha256"] != record["sha256"]:
+        if not given:
+            raise ValueError(f"{source} has changed since the run (its data fingerprint differs): pass --dataset "
+                             "to evaluate on other data.")
+        return RunData(loaded, False, f"{source} is not the data this model was trained on (fingerprint differs): "
+                                      "its splits are its own, not the run's.")
+    if loaded.identity["split"]["rows_sha256"] != record["split"]["rows_sha256"]:
+        raise ValueError(f"cannot redraw the run's split of {source} (the row indices differ: another NumPy "
+                         "version?); the run's splits are unknown here.")
+    return RunData(loaded, True)
