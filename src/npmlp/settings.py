@@ -104,7 +104,8 @@ class Real(Rule):
 
     def describe(self) -> str:
         if self.low is not None and self.high is not None:
-            return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"a number in {left}{self.low:g}, {self.high:g}{right}"
         if self.low is not None:
             return f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
         if self.high is not None:
