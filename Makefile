@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench clean docs peers
+.PHONY: demo test lint bench clean docs peers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q
+
+# Style and strict types (configured in pyproject.toml).
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
 
 # PyTorch, a benchmark peer: the CPU build (plain `torch` would pull gigabytes of CUDA).
 peers: $(VENV)/.test-installed
