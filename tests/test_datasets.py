@@ -12,8 +12,8 @@ import sys
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -32,7 +32,6 @@ from npmlp.datasets import (
     read_table,
 )
 from npmlp.errors import DataError
-
 
 IDX_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D, "float64": 0x0E}
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -182,7 +181,7 @@ def test_idx_dir_big_train_keeps_last_10000_for_valid(tmp_path: Path) -> None:
     write_idx_set(tmp_path, 20_001, 3, shape=(1, 1), gz=False)
     ds = load_idx_dir(tmp_path)
     assert [len(y) for _, y in ds.splits().values()] == [10_001, 10_000, 3]
-    assert 0 <= ds.X_train.min() and ds.X_train.max() <= 1 and ds.X_train.dtype == np.float64
+    assert ds.X_train.min() >= 0 and ds.X_train.max() <= 1 and ds.X_train.dtype == np.float64
 
 
 def test_idx_dir_rejects_count_mismatch(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from npmlp import minibatches as M
-from npmlp.training import Trainer, TrainConfig, train
+from npmlp.training import TrainConfig, Trainer, train
 
 
 def data(n: int = 1234, d: int = 20, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +114,7 @@ def test_prefetch_is_chosen_for_light_networks_on_large_data(monkeypatch: pytest
     assert not M.prefetch_pays((784, 10, 10), 100, 8, 5_000)  # too little data to bother
     smallest = M.MIN_CHUNKS * M.CHUNK * 100  # rows: the two chunk buffers are then 5% of the data
     assert M.prefetch_pays((784, 10, 10), 100, 8, smallest) and not M.prefetch_pays((784, 10, 10), 100, 8, smallest - 1)
-    assert 2 * M.CHUNK * 100 <= 0.05 * smallest
+    assert 0.05 * smallest >= 2 * M.CHUNK * 100
     monkeypatch.setattr(M, "usable_cpus", lambda: 1)
     assert not M.prefetch_pays((784, 10, 10), 100, 8, 50_000)  # no second core to gather on
 

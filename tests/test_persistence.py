@@ -7,8 +7,9 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -98,10 +99,9 @@ def test_atomic_write_json_refuses_objects(tmp_path: Path) -> None:
 
 def test_atomic_open_error_in_block_keeps_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
     path = P.atomic_write_bytes(tmp_path / "f.bin", b"old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with P.atomic_open(path) as f:
-            f.write(b"new, half written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), P.atomic_open(path) as f:
+        f.write(b"new, half written")
+        raise RuntimeError("boom")
     assert path.read_bytes() == b"old"
     assert files_in(tmp_path) == {"f.bin"}
 
@@ -377,9 +377,8 @@ def test_duplicate_and_stray_members_are_refused(saved: Saved) -> None:
     write_member(directory / "model.npz", {**members, "notes.txt": b"hi"})
     with pytest.raises(ModelFileError, match="lists: unexpected notes.txt"):
         P.load_model(directory)
-    with pytest.warns(UserWarning, match="Duplicate name"):
-        with zipfile.ZipFile(directory / "model.npz", "a") as zf:
-            zf.writestr("b2.npy", members["b2.npy"])
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(directory / "model.npz", "a") as zf:
+        zf.writestr("b2.npy", members["b2.npy"])
     with pytest.raises(ModelFileError, match="holds several members of one name"):
         P.load_model(directory)
 

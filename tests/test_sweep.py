@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shlex
 import signal
@@ -20,6 +19,7 @@ pytest.importorskip("joblib")
 
 from npmlp import sweep  # noqa: E402
 from npmlp.cli import build_parser  # noqa: E402
+from npmlp.settings import declared  # noqa: E402
 from npmlp.sweep import (  # noqa: E402
     format_results,
     load_spec,
@@ -30,7 +30,6 @@ from npmlp.sweep import (  # noqa: E402
     sweep_panels,
     train_command,
 )
-from npmlp.settings import declared  # noqa: E402
 from npmlp.training import TrainConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

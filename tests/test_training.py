@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from npmlp.training import Trainer, TrainConfig, evaluate, train
+from npmlp.training import TrainConfig, Trainer, evaluate, train
 
 
 def rings(n: int, seed: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:

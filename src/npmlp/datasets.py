@@ -51,9 +51,10 @@ import sys
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, Sequence, Union
+from typing import IO, Any, Protocol, Union
 
 import numpy as np
 from numpy.typing import NDArray

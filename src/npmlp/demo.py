@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,9 +30,19 @@ from .datasets import Dataset, load_dataset
 from .errors import DataError
 from .gradcheck import check_gradients
 from .network import MLP
-from .report import Image, Paragraph, Preformatted, Section, Table, history_table, results_table, settings_table, write_report
+from .report import (
+    Image,
+    Paragraph,
+    Preformatted,
+    Section,
+    Table,
+    history_table,
+    results_table,
+    settings_table,
+    write_report,
+)
 from .runs import DataSpec, run, settings_line
-from .training import Trainer, TrainConfig, train
+from .training import TrainConfig, Trainer, train
 
 #: Hyperparameters for one hidden layer on MNIST-format data, found by
 #: ``npmlp sweep --config examples/sweep-fashion.toml`` (see the README).

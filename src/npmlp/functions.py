@@ -10,7 +10,7 @@ Conventions (seed part 1, Q5-Q7): ``sign(0) = 0``, ``abs'(x) = sign(x)`` and
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray

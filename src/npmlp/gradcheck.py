@@ -12,8 +12,8 @@ average of two slopes, not the derivative. Such entries are skipped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray

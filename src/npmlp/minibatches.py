@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray

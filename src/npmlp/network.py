@@ -31,8 +31,8 @@ functions and averages, as the seed's first version did.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -54,7 +54,7 @@ def linear(H: Array, W: Array, b: Array, *, out: Array | None = None) -> Array:
 
 
 def linear_backward(
-    dA: Array, H: Array, W: Array, *, need_dH: bool = True, out: "LayerGrads | None" = None,
+    dA: Array, H: Array, W: Array, *, need_dH: bool = True, out: LayerGrads | None = None,
     ones: Array | None = None,
 ) -> tuple[Array | None, Array, Array]:
     """Backprop through ``A = H @ W.T + b``.
@@ -210,7 +210,7 @@ class MLP:
         l1: float | Sequence[float] = 0.0,
         l2: float | Sequence[float] = 0.0,
         dtype: str | type = "float64",
-    ) -> "MLP":
+    ) -> MLP:
         """A new network with layer sizes ``(d, h1, ..., m)``.
 
         ``W ~ U[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` and ``b = 0`` as in the course,
@@ -288,7 +288,7 @@ class MLP:
         return X, y.astype(np.intp, copy=False)
 
     # -- forward ---------------------------------------------------------------------
-    def forward(self, X: Array, *, workspace: "Workspace | None" = None) -> Forward:
+    def forward(self, X: Array, *, workspace: Workspace | None = None) -> Forward:
         """Run the network on ``X`` (n, d), keeping what backprop needs.
 
         With a :class:`Workspace`, every intermediate array is written into its
@@ -336,7 +336,7 @@ class MLP:
 
     # -- backprop --------------------------------------------------------------------
     def _data_gradients(
-        self, X: Array, y: NDArray[np.intp], *, workspace: "Workspace | None" = None, scale: float = 1.0
+        self, X: Array, y: NDArray[np.intp], *, workspace: Workspace | None = None, scale: float = 1.0
     ) -> dict[str, Array]:
         """Gradients of the mean NLL over the rows of ``X``, one matrix pass, times ``scale``.
 

@@ -14,7 +14,7 @@ output gradient, which saves a pass over every weight matrix per step.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray

@@ -19,9 +19,10 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Union
 
 from .persistence import atomic_write_bytes
 
@@ -124,7 +125,7 @@ class Image:
     ``source`` is a PNG/JPEG/GIF file path or the image's bytes.
     """
 
-    source: Union[str, "os.PathLike[str]", bytes]
+    source: str | os.PathLike[str] | bytes
     caption: str
 
     def to_html(self) -> str:
@@ -321,7 +322,7 @@ def _metric_name(key: str) -> str:
     return f"{name} (%)" if key.endswith("error") else name
 
 
-def _image_bytes(source: Union[str, "os.PathLike[str]", bytes]) -> tuple[bytes, str]:
+def _image_bytes(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
         mime = next((m for magic, m in _MAGIC.items() if data.startswith(magic)), None)
