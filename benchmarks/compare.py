@@ -45,7 +45,9 @@ def load_revision(rev: str, into: Path):
     return importlib.import_module("npmlp_base.bench")
 
 
-def compare(base_bench, name: str, rounds: int, rest: float, *, data: tuple | None = None, batch_size: int = 100) -> dict:
+def compare(
+    base_bench, name: str, rounds: int, rest: float, *, data: tuple | None = None, batch_size: int = 100
+) -> dict:
     """Alternate REV's epoch, this tree's and GEMM-only's ``rounds`` times on preset ``name``.
 
     ``data``, an ``(X, y)`` pair, replaces Fashion-MNIST's training split.
@@ -57,7 +59,7 @@ def compare(base_bench, name: str, rounds: int, rest: float, *, data: tuple | No
     for f in epochs.values():  # warm-up
         f()
     runs: dict[str, list[float]] = {k: [] for k in epochs}
-    for r in range(rounds):
+    for _ in range(rounds):
         for k, f in epochs.items():
             time.sleep(rest)
             runs[k].append(f())

@@ -52,7 +52,9 @@ def summary(label: str, docs: list[dict]) -> dict[tuple[str, str], float]:
     medians: dict[tuple[str, str], float] = {}
     for c in docs[0]["configs"]:
         for impl in c["results"]:
-            runs = sorted(d_c["results"][impl]["median"] for d in docs for d_c in d["configs"] if d_c["name"] == c["name"])
+            runs = sorted(
+                d_c["results"][impl]["median"] for d in docs for d_c in d["configs"] if d_c["name"] == c["name"]
+            )
             medians[c["name"], impl] = runs[len(runs) // 2]
             print(f"  {c['name']:<14} {impl:<14} {medians[c['name'], impl]:.4f} s/epoch")
     return medians

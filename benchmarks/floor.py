@@ -106,12 +106,12 @@ def step_floor(p: Problem, source: str = "gather"):
 
     def step(Xb: np.ndarray, yb: np.ndarray) -> None:
         k, g = Xb.shape[0], p.lr / Xb.shape[0]
-        A, H, M, dH, O = A1[:k], H1[:k], M1[:k], dH1[:k], Oa[:k]
+        A, H, M, dH, Ok = A1[:k], H1[:k], M1[:k], dH1[:k], Oa[:k]
         np.matmul(Xb, W1.T, out=A), np.add(A, b1, out=A), np.maximum(A, Z[:k], out=H)
-        np.matmul(H, W2.T, out=O), np.add(O, b2, out=O)
-        np.subtract(O, np.maximum.reduce(O, axis=1, keepdims=True), out=O), np.exp(O, out=O)
-        np.multiply(O, g / np.add.reduce(O, axis=1, keepdims=True), out=O), np.add.at(O, (rows[:k], yb), -g)
-        np.matmul(O.T, H, out=dW2), np.matmul(ones[:k], O, out=db2), np.matmul(O, W2, out=dH)
+        np.matmul(H, W2.T, out=Ok), np.add(Ok, b2, out=Ok)
+        np.subtract(Ok, np.maximum.reduce(Ok, axis=1, keepdims=True), out=Ok), np.exp(Ok, out=Ok)
+        np.multiply(Ok, g / np.add.reduce(Ok, axis=1, keepdims=True), out=Ok), np.add.at(Ok, (rows[:k], yb), -g)
+        np.matmul(Ok.T, H, out=dW2), np.matmul(ones[:k], Ok, out=db2), np.matmul(Ok, W2, out=dH)
         np.greater(A, Z[:k], out=M), np.multiply(dH, M, out=dH)
         np.matmul(dH.T, Xb, out=dW1), np.matmul(ones[:k], dH, out=db1)
         if a:  # a * sign(W) as npmlp.network.l1_sign computes it (a < 2)

@@ -15,12 +15,13 @@ from npmlp.cli import main
 @pytest.mark.parametrize("hidden", ["2", "8,8"])
 @pytest.mark.parametrize("K", ["1", "10"])
 def test_gradcheck_json_passes(act: str, hidden: str, K: str, capsys) -> None:
-    argv = ["gradcheck", "--json", "--hidden", hidden, "--activation", act, "--l1", "1e-3", "--l2", "1e-3", "--batch-size", K]
+    argv = ["gradcheck", "--json", "--hidden", hidden, "--activation", act,
+            "--l1", "1e-3", "--l2", "1e-3", "--batch-size", K]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] is True and doc["max_rel_error"] < 1e-6 and doc["tol"] == 1e-6
     n_layers = len(hidden.split(",")) + 1
-    assert list(doc["params"]) == [f"{p}{l}" for l in range(1, n_layers + 1) for p in "Wb"]
+    assert list(doc["params"]) == [f"{p}{layer}" for layer in range(1, n_layers + 1) for p in "Wb"]
     assert set(doc["params"]["W1"]) == {"max_rel_error", "checked", "skipped_kinks"}
 
 

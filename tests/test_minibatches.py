@@ -39,7 +39,7 @@ def test_prefetched_minibatches_are_the_gathered_ones(batch_size: int, dtype: ty
     plain = [(a.copy(), b.copy()) for a, b in M.gathered(X, y, order, 3 * batch_size, batch_size, ws)]
     ahead = [(a.copy(), b.copy()) for a, b in M.Prefetcher(batch_size).minibatches(X, y, order, 3 * batch_size)]
     assert len(plain) == len(ahead) == -(-(X.shape[0] - 3 * batch_size) // batch_size)
-    for (a, b), (c, d) in zip(plain, ahead):
+    for (a, b), (c, d) in zip(plain, ahead, strict=True):
         assert a.dtype == c.dtype == dtype and np.array_equal(a, c) and np.array_equal(b, d)
     assert not gather_threads()
 

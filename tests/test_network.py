@@ -56,7 +56,7 @@ def test_gradients_have_parameter_shapes_and_dtypes(dtype: type, hidden: tuple[i
     X, y = rng.standard_normal((7, 5)).astype(dtype), rng.integers(0, 3, 7)
     for backprop in ("matrix", "loop"):
         g = net.gradients(X, y, backprop=backprop)
-        assert list(g) == list(net.params) == [f"{p}{l}" for l in range(1, len(hidden) + 2) for p in "Wb"]
+        assert list(g) == list(net.params) == [f"{p}{layer}" for layer in range(1, len(hidden) + 2) for p in "Wb"]
         for k, v in g.items():
             assert v.shape == net.params[k].shape and v.dtype == dtype, k
     assert net.predict_proba(X).dtype == dtype

@@ -35,10 +35,8 @@ def test_momentum_and_nesterov_match_their_formulas() -> None:
         opt.step(P, {"W1": opt.gradient_scale(lr) * g2}, lr)
         v1 = -lr * g1
         v2 = mu * v1 - lr * g2
-        if name == "momentum":
-            expected = 1 + v1 + v2
-        else:  # theta += mu * v_new - lr * g
-            expected = 1 + (mu * v1 - lr * g1) + (mu * v2 - lr * g2)
+        # momentum: theta += v_new; nesterov: theta += mu * v_new - lr * g
+        expected = 1 + v1 + v2 if name == "momentum" else 1 + (mu * v1 - lr * g1) + (mu * v2 - lr * g2)
         np.testing.assert_allclose(P["W1"], expected, rtol=1e-15)
 
 

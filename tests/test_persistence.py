@@ -110,9 +110,11 @@ def test_atomic_open_text_mode_and_bad_mode(tmp_path: Path) -> None:
     with P.atomic_open(tmp_path / "t.csv", "w") as f:
         f.write("a,b\r\n1,2\n")
     assert (tmp_path / "t.csv").read_bytes() == b"a,b\r\n1,2\n"
-    with pytest.raises(ValueError, match="mode must be 'wb' or 'w'. Got 'ab' instead."):
-        with P.atomic_open(tmp_path / "t.csv", "ab"):
-            pass
+    with (
+        pytest.raises(ValueError, match="mode must be 'wb' or 'w'. Got 'ab' instead."),
+        P.atomic_open(tmp_path / "t.csv", "ab"),
+    ):
+        pass
 
 
 def test_atomic_open_file_mode_follows_umask(tmp_path: Path) -> None:
@@ -134,7 +136,7 @@ def test_atomic_open_missing_directory_names_the_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sizes", [[2, 3, 2], [4, 5, 3, 3], [3, 2, 4, 2, 5]])
 def test_model_round_trips_bit_exactly(tmp_path: Path, dtype: str, sizes: list[int]) -> None:
     n_layers = len(sizes) - 1
-    net = make_net(sizes, dtype, activation="relu", l1=[0.1 * l for l in range(n_layers)], l2=1e-3)
+    net = make_net(sizes, dtype, activation="relu", l1=[0.1 * i for i in range(n_layers)], l2=1e-3)
     P.save_model(tmp_path, net, training={"optimizer": "adam", "lr": 0.01})
     back, config = P.load_model(tmp_path)
     assert_same_params(net.params, back.params)
@@ -194,7 +196,7 @@ def tamper_arrays(directory: Path, edit: Callable[[dict[str, np.ndarray]], None]
     edit(arrays)
     write_npz(directory / "model.npz", arrays, compressed=compressed)
     if fix_checksum:
-        order = [f"{p}{l}" for l in range(1, len(arrays) // 2 + 1) for p in "Wb"]
+        order = [f"{p}{layer}" for layer in range(1, len(arrays) // 2 + 1) for p in "Wb"]
         edit_json(directory / "config.json",
                   lambda c: c.update(sha256=P.arrays_sha256({k: arrays[k] for k in order})))
 

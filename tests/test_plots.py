@@ -210,7 +210,7 @@ def test_gradcheck_figure_shows_every_parameter_against_the_tolerance() -> None:
     fig = plots.gradcheck_figure(report)
     scatter, errors = fig.axes
     assert len(scatter.collections) == len(errors.collections) == 4
-    for name, collection in zip(report.params, errors.collections):
+    for name, collection in zip(report.params, errors.collections, strict=True):
         assert len(collection.get_offsets()) == report.params[name].checked
     assert errors.get_yscale() == "log"
     tol_line = [line for line in errors.get_lines() if line.get_label().startswith("tolerance")]
@@ -247,7 +247,11 @@ def test_timing_figure_prints_value_and_ratio_on_each_bar() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "reference", "message"),
-    [({"a": 1.0}, "b", "reference must be one of a. Got 'b'"), ({"a": 0.0}, None, "positive finite"), ({}, None, "positive")],
+    [
+        ({"a": 1.0}, "b", "reference must be one of a. Got 'b'"),
+        ({"a": 0.0}, None, "positive finite"),
+        ({}, None, "positive"),
+    ],
 )
 def test_timing_figure_rejects_bad_input(seconds, reference, message) -> None:
     with pytest.raises(ValueError, match=message):
@@ -265,7 +269,8 @@ def test_confusion_matrix_figure_numbers_in_cells_colours_by_row() -> None:
     y_true, y_pred = [0, 0, 0, 2, 1, 1], [0, 0, 1, 2, 1, 0]
     fig = plots.confusion_matrix_figure(y_true, y_pred, class_names=["zero", "one", "two", "three"])
     ax, colorbar = fig.axes
-    assert [t.get_text() for t in ax.texts] == ["2", "1", "0", "0", "1", "1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "0"]
+    counts = ["2", "1", "0", "0", "1", "1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "0"]
+    assert [t.get_text() for t in ax.texts] == counts
     share = ax.images[0].get_array()
     np.testing.assert_allclose(share[0], [2 / 3, 1 / 3, 0, 0])
     assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"

@@ -48,7 +48,8 @@ def history(epochs: int = 4, *, test: bool = True) -> list[dict]:
 @pytest.fixture
 def images(tmp_path: Path) -> dict[str, Path]:
     out = {}
-    for caption, rgb in (("Learning curves: error and loss per epoch", (200, 0, 0)), ("Decision regions", (0, 90, 200))):
+    pictures = (("Learning curves: error and loss per epoch", (200, 0, 0)), ("Decision regions", (0, 90, 200)))
+    for caption, rgb in pictures:
         path = tmp_path / f"{rgb[0]}.png"
         path.write_bytes(tiny_png(3, 2, rgb))
         out[caption] = path
@@ -135,11 +136,14 @@ def test_write_report_keeps_block_order_and_writes_atomically(tmp_path: Path) ->
     path.write_text("old")
     sections = [
         Section("Intro", [Paragraph("first"), Preformatted("  spaced\n    text", caption="printout")]),
-        Section("Intro", [Table(["a", "b"], [[1, "x"], [2.5, None]], caption="t"), Image(tiny_png(1, 1, (0, 0, 0)), "dot")]),
+        Section("Intro", [
+            Table(["a", "b"], [[1, "x"], [2.5, None]], caption="t"), Image(tiny_png(1, 1, (0, 0, 0)), "dot"),
+        ]),
     ]
     report.write_report(path, title="T", sections=sections, subtitle="sub")
     page = path.read_text()
-    order = [page.index(s) for s in ("<p>first</p>", "<pre>  spaced\n    text</pre>", "<caption>t</caption>", "<figcaption>dot</figcaption>")]
+    blocks = ("<p>first</p>", "<pre>  spaced\n    text</pre>", "<caption>t</caption>", "<figcaption>dot</figcaption>")
+    order = [page.index(s) for s in blocks]
     assert order == sorted(order)
     assert 'id="intro"' in page and 'id="intro-2"' in page  # repeated headings keep unique anchors
     assert f'<td class="num">{report.MISSING}</td>' in page and '<td class="num">2.5</td>' in page

@@ -17,7 +17,9 @@ from npmlp.cli import main
 from npmlp.persistence import load_model
 
 SEED_FLAGS = ["--hidden", "10", "--l1", "1e-3", "--l2", "1e-3", "--epochs", "200", "--batch-size", "10", "--lr", "0.03"]
-OUTPUTS = ["model.npz", "config.json", "history.json", "history.csv", "curves.png", "decision_regions.png", "report.html"]
+OUTPUTS = [
+    "model.npz", "config.json", "history.json", "history.csv", "curves.png", "decision_regions.png", "report.html"
+]
 
 
 def train_json(argv: list[str], capsys) -> tuple[int, dict]:
@@ -46,7 +48,8 @@ def test_seed_settings_reach_one_percent(dataset: str, tmp_path: Path, capsys, r
 
 
 def test_evaluate_and_predict_use_the_saved_model(tmp_path: Path, capsys) -> None:
-    code, doc = train_json(["--dataset", "circles", "--epochs", "30", "--lr", "0.1", "--out", str(tmp_path), "--no-pictures"], capsys)
+    argv = ["--dataset", "circles", "--epochs", "30", "--lr", "0.1", "--out", str(tmp_path), "--no-pictures"]
+    code, doc = train_json(argv, capsys)
     assert code == 0
     assert main(["evaluate", "--json", "--model", str(tmp_path), "--dataset", "circles"]) == 0
     ev = json.loads(capsys.readouterr().out)
@@ -90,7 +93,8 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], match: str, capsys) ->
 
 
 def test_wrong_dimensionality_for_a_model(tmp_path: Path, capsys) -> None:
-    assert main(["train", "--dataset", "circles", "--epochs", "2", "--out", str(tmp_path), "--no-pictures", "--quiet"]) == 0
+    argv = ["train", "--dataset", "circles", "--epochs", "2", "--out", str(tmp_path), "--no-pictures", "--quiet"]
+    assert main(argv) == 0
     bad = tmp_path / "three.csv"
     bad.write_text("1,2,3\n4,5,6\n")
     capsys.readouterr()
@@ -139,7 +143,10 @@ def same_run(a: Path, b: Path) -> None:
     nb, _ = load_model(b)
     for k in na.params:
         np.testing.assert_array_equal(na.params[k], nb.params[k])
-    strip = lambda p: [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((p / "history.json").read_text())]  # noqa: E731
+    def strip(run: Path) -> list[dict]:
+        """The history without its timings, which differ from run to run."""
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((run / "history.json").read_text())]
+
     assert strip(a) == strip(b)
 
 
@@ -200,7 +207,9 @@ def test_a_directory_of_mnist_idx_files_trains_like_a_named_set(tmp_path: Path, 
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").exists(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").exists(), reason="dataset-fashion-mnist not installed"
+)
 def test_fashion_mnist_trains_from_debians_package(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("NPMLP_DATA", str(tmp_path / "empty"))  # found in Debian's folder, not downloaded
     code, doc = train_json(["--dataset", "fashion-mnist", "--hidden", "128", "--optimizer", "adam", "--lr", "1e-3",

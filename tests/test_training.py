@@ -31,7 +31,8 @@ def test_learns_the_rings() -> None:
     assert result.final()["test_error"] <= 0.02
     first, last = result.history[0], result.history[-1]
     assert last["train_loss"] < first["train_loss"] / 4
-    assert set(first) == {"epoch", "lr", "seconds"} | {f"{s}_{m}" for s in ("train", "valid", "test") for m in ("loss", "error")}
+    metrics = {f"{s}_{m}" for s in ("train", "valid", "test") for m in ("loss", "error")}
+    assert set(first) == {"epoch", "lr", "seconds"} | metrics
 
 
 def test_same_seed_same_bits() -> None:
@@ -77,7 +78,8 @@ def test_divergence_is_caught_and_parameters_stay_finite() -> None:
 
 
 def test_float32_stays_float32() -> None:
-    result = train(splits(np.float32), TrainConfig(hidden=[8], dtype="float32", optimizer="adam", l1=1e-4, l2=1e-4, epochs=2))
+    config = TrainConfig(hidden=[8], dtype="float32", optimizer="adam", l1=1e-4, l2=1e-4, epochs=2)
+    result = train(splits(np.float32), config)
     assert {P.dtype for P in result.net.params.values()} == {np.dtype(np.float32)}
 
 

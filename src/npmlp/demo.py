@@ -78,7 +78,8 @@ def gradient_checks(demo: Demo) -> None:
     """Q2/Q4: d=2, dh=2, m=2, every penalty at 1e-3; K=1 then K=10."""
     blocks: list[Any] = [Paragraph(
         "Backprop against five-point central differences of the whole objective (penalty included), "
-        "for every parameter entry: the true (analytic) gradient, the estimate, and their ratio, as the seed prints them.")]
+        "for every parameter entry: the true (analytic) gradient, the estimate, and their ratio, "
+        "as the seed prints them.")]
     for K in (1, 10):
         rng = np.random.default_rng(demo.seed)
         net = MLP.initialize((2, 2, 2), rng=rng, l1=1e-3, l2=1e-3)
@@ -110,7 +111,8 @@ def circles(demo: Demo) -> None:
         blocks.append(demo.figure(fig, f"circles_{i + 1}.png", plots.CAPTIONS["decision_regions"]))
         demo.summary[f"circles {name}"] = final
         demo.say(f"  {name}: test error {100 * final['test_error']:.2f}% in {seconds:.1f} s")
-    blocks.insert(1, Table(["run", "train error (%)", "valid error (%)", "test error (%)", "seconds", "s / epoch"], rows))
+    header = ["run", "train error (%)", "valid error (%)", "test error (%)", "seconds", "s / epoch"]
+    blocks.insert(1, Table(header, rows))
     blocks.append(capacity_grid(demo, epochs))
     demo.sections.append(Section("Circles: decision regions (Q5)", blocks))
 
@@ -204,7 +206,7 @@ def tuned(demo: Demo, data: Dataset) -> None:
                   f"tuned/ beside this page; `npmlp evaluate --model tuned --dataset {data.name}` re-checks it."),
         settings_table(config.to_dict()),
         results_table(final),
-        *(Image(demo.out / "tuned" / f, plots.CAPTIONS[c]) for f, c in zip(figure_names, captions)),
+        *(Image(demo.out / "tuned" / f, plots.CAPTIONS[c]) for f, c in zip(figure_names, captions, strict=True)),
         history_table(result.history)]))
 
 
@@ -214,7 +216,9 @@ STEPS: list[tuple[str, Callable[[Demo], None]]] = [
 ]
 
 
-def run_demo(out: Path, *, fast: bool = False, seed: int = 0, data_dir: str | None = None) -> tuple[Path, dict[str, Any]]:
+def run_demo(
+    out: Path, *, fast: bool = False, seed: int = 0, data_dir: str | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Run every part of the demo, write ``out/report.html``; returns its path and a summary."""
     out.mkdir(parents=True, exist_ok=True)
     demo, tic = Demo(out, fast=fast, seed=seed, data_dir=data_dir), time.perf_counter()
@@ -232,12 +236,14 @@ def run_demo(out: Path, *, fast: bool = False, seed: int = 0, data_dir: str | No
     demo.summary["seconds"] = time.perf_counter() - tic
     intro = Section("About", [Paragraph(
         f"npmlp's demo: the experiments of the seed's part 3 (IFT 6390 assignment 3) reproduced on this machine "
-        f"in {demo.summary['seconds']:.0f} s." + (" Fast mode: small data and few epochs, for tests." if fast else ""))])
-    path = write_report(out / "report.html", title="npmlp demo: the seed's experiments", sections=[intro, *demo.sections])
+        f"in {demo.summary['seconds']:.0f} s."
+        + (" Fast mode: small data and few epochs, for tests." if fast else ""))])
+    title = "npmlp demo: the seed's experiments"
+    path = write_report(out / "report.html", title=title, sections=[intro, *demo.sections])
     return path, demo.summary
 
 
 def _small(data: Dataset, rows: int = 600) -> Dataset:
     """Fast mode: the first rows of each split."""
-    parts = {f"{a}_{s}": v[:rows] for s, pair in data.splits().items() for a, v in zip("Xy", pair)}
+    parts = {f"{a}_{s}": v[:rows] for s, pair in data.splits().items() for a, v in zip("Xy", pair, strict=True)}
     return dataclasses.replace(data, **parts)

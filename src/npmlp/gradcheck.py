@@ -1,8 +1,9 @@
 """Finite-difference gradient checking (seed part 3, Q1-Q4).
 
 For every checked entry ``theta_j`` of every parameter, a central difference of the
-objective ``R`` around ``theta_j`` (see :func:`check_gradients`) is compared with the analytic gradient ``a_j`` by the ratio ``a_j / e_j`` (as the
-seed prints it) and the relative error ``|a_j - e_j| / max(|a_j|, |e_j|, tiny)``.
+objective ``R`` around ``theta_j`` (see :func:`check_gradients`) is compared with the
+analytic gradient ``a_j`` by the ratio ``a_j / e_j`` (as the seed prints it) and the
+relative error ``|a_j - e_j| / max(|a_j|, |e_j|, tiny)``.
 ``R`` is the full objective, penalty included, so the penalty gradient is checked too.
 
 An entry whose step moves a pre-activation of ``rect`` across 0, or a weight under an

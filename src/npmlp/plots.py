@@ -169,7 +169,7 @@ def decision_grid(predict: Predict, X: ArrayLike, *, margin: float = 0.25, resol
         raise ValueError(f"resolution must be >= 2. Got {resolution!r} instead.")
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = margin * np.where(hi > lo, hi - lo, 1.0)  # one point: a unit range around it
-    xs, ys = (np.linspace(a, b, int(resolution)) for a, b in zip(lo - pad, hi + pad))
+    xs, ys = (np.linspace(a, b, int(resolution)) for a, b in zip(lo - pad, hi + pad, strict=True))
     xx, yy = np.meshgrid(xs, ys)
     Z = np.asarray(predict(np.column_stack([xx.ravel(), yy.ravel()])))
     if Z.shape != (xx.size,):
@@ -295,7 +295,7 @@ def decision_regions_grid_figure(
     nrows = -(-len(panels) // ncols)
     fig = new_figure(3.6 * ncols, 3.9 * nrows + 0.8)
     axes = np.atleast_1d(fig.subplots(nrows, ncols)).reshape(-1)
-    for ax, (name, predict) in zip(axes, panels):
+    for ax, (name, predict) in zip(axes, panels, strict=False):  # the last row may have spare axes
         plot_decision_regions(predict, X, y, ax=ax, grid=decision_grid(predict, X, resolution=resolution))
         wrong = np.mean(np.asarray(predict(X)).reshape(-1) != y)
         ax.set_title(f"{name}\nerror {wrong:.1%}", fontsize="medium")
@@ -434,7 +434,7 @@ def timing_figure(seconds: Mapping[str, float], *, title: str | None = None, ref
     ax.barh(range(len(names)), values, color=colors, height=0.6)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()  # the first entry on top
-    for i, (name, v) in enumerate(zip(names, values)):
+    for i, (name, v) in enumerate(zip(names, values, strict=True)):
         label = f"{v:.3g} s"
         if reference is not None:
             label += " (reference)" if name == reference else f"  ({v / seconds[reference]:.3g}\u00d7 {reference})"
@@ -558,7 +558,7 @@ def misclassified_gallery_figure(
         ax.text(0.5, 0.5, "every image is classified correctly", ha="center", va="center")
         return fig
     lo, hi = float(X.min()), float(X.max())
-    for ax, i in zip(_image_grid(fig, k, 6), worst):
+    for ax, i in zip(_image_grid(fig, k, 6), worst, strict=True):
         ax.imshow(X[i].reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
         p = proba[i, pred[i]]
         ax.set_title(f"true: {names[y_true[i]]}\npredicted: {names[pred[i]]} (p={p:.2f})", fontsize="medium")

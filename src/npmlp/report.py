@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from .persistence import atomic_write_bytes
 
@@ -137,7 +137,7 @@ class Image:
         )
 
 
-Block = Union[Paragraph, Preformatted, Table, Image]
+Block = Paragraph | Preformatted | Table | Image
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Section:
 def render_report(*, title: str, sections: Sequence[Section], subtitle: str | None = None) -> str:
     """The whole HTML page as a string (see :func:`write_report`)."""
     ids = _section_ids(sections)
-    nav = "".join(f'<li><a href="#{i}">{_esc(s.heading)}</a></li>' for i, s in zip(ids, sections))
+    nav = "".join(f'<li><a href="#{i}">{_esc(s.heading)}</a></li>' for i, s in zip(ids, sections, strict=True))
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -169,7 +169,7 @@ def render_report(*, title: str, sections: Sequence[Section], subtitle: str | No
         parts.append(f'<p class="subtitle">{_esc(subtitle)}</p>')
     if len(sections) > 1:
         parts.append(f"<nav><ul>{nav}</ul></nav>")
-    for sid, section in zip(ids, sections):
+    for sid, section in zip(ids, sections, strict=True):
         parts.append(f'<section id="{sid}">\n<h2>{_esc(section.heading)}</h2>')
         parts.extend(block.to_html() for block in section.blocks)
         parts.append("</section>")
