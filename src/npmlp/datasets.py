@@ -60,11 +60,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import DataError
-from .network import DTYPES, resolve_dtype
+from .network import DTYPES, Array, Labels, resolve_dtype
 from .persistence import atomic_open
 
-Array = NDArray[np.floating]
-Labels = NDArray[np.intp]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -699,7 +697,7 @@ def _read_table(path: Path) -> tuple[NDArray[np.float64], list[int]]:
     comma = "," in lines[0][1]
     rows = [[c.strip() for c in s.split(",")] if comma else s.split() for _, s in lines]
     numbers = [i for i, _ in lines]
-    for i, row in zip(numbers, rows):
+    for i, row in zip(numbers, rows, strict=True):
         if len(row) != len(rows[0]):
             raise DataError(
                 f"{path}, line {i}: every row must have {len(rows[0])} columns like line {numbers[0]}. "

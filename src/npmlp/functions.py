@@ -11,12 +11,15 @@ Conventions (seed part 1, Q5-Q7): ``sign(0) = 0``, ``abs'(x) = sign(x)`` and
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-Array = NDArray[np.floating]
-Pair = tuple[Callable[[Array], Array], Callable[[Array], Array]]
+if TYPE_CHECKING:  # network imports this module; its array alias serves only the annotations here
+    from .network import Array
+
+Pair = tuple[Callable[["Array"], "Array"], Callable[["Array"], "Array"]]
 
 
 def _float(x: ArrayLike) -> Array:
@@ -29,7 +32,8 @@ def softplus(x: ArrayLike) -> Array:
     """``softplus(x) = ln(1 + e^x)``."""
     # NOTE: logaddexp(0, x) never forms e^x, so softplus(1000) == 1000 exactly.
     x = _float(x)
-    return np.logaddexp(x.dtype.type(0), x)
+    y: Array = np.logaddexp(x.dtype.type(0), x)
+    return y
 
 
 def sigmoid(x: ArrayLike) -> Array:
@@ -80,7 +84,8 @@ def abs_grad(x: ArrayLike) -> Array:
 def rect(x: ArrayLike) -> Array:
     """``rect(x) = max(0, x)``, the rectifier (ReLU)."""
     x = _float(x)
-    return np.maximum(x, x.dtype.type(0))
+    y: Array = np.maximum(x, x.dtype.type(0))
+    return y
 
 
 def rect_grad(x: ArrayLike) -> Array:
@@ -146,7 +151,8 @@ def logsumexp(Z: ArrayLike, axis: int = -1) -> Array:
     M = np.where(np.isfinite(M), M, 0).astype(Z.dtype)
     S = np.sum(np.exp(Z - M), axis=axis, keepdims=True)
     with np.errstate(divide="ignore"):  # a row of -inf: log(0) = -inf is the right limit
-        return np.squeeze(M + np.log(S), axis=axis)
+        lse: Array = np.squeeze(M + np.log(S), axis=axis)
+    return lse
 
 
 def log_softmax(Z: ArrayLike, axis: int = -1) -> Array:
@@ -178,7 +184,8 @@ def softmax(Z: ArrayLike, axis: int = -1) -> Array:
     Z = _float(Z)
     M = np.max(Z, axis=axis, keepdims=True)
     E = np.exp(Z - np.where(np.isfinite(M), M, 0).astype(Z.dtype))  # NOTE: see logsumexp
-    return E / np.sum(E, axis=axis, keepdims=True)
+    P: Array = E / np.sum(E, axis=axis, keepdims=True)
+    return P
 
 
 def l2_squared(x: ArrayLike) -> np.floating:

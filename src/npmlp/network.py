@@ -31,15 +31,20 @@ functions and averages, as the seed's first version did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import functions as F
 
-Array = NDArray[np.floating]
+# The package's array types, defined here once and imported from here everywhere.
+#: Floats of any precision (float32 or float64 in practice): inputs, parameters, gradients.
+Array: TypeAlias = NDArray[np.floating[Any]]
+#: Class labels: one platform integer (np.intp) per example.
+Labels: TypeAlias = NDArray[np.intp]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -118,7 +123,8 @@ def nll(Oa: Array, y: NDArray[np.integer]) -> np.floating:
     """
     # NOTE: log-softmax of the logits, never log(softmax): softmax underflows to 0 for
     # a confident wrong answer and log(0) = -inf.
-    return -np.mean(F.log_softmax(Oa)[np.arange(Oa.shape[0]), y])
+    loss: np.floating[Any] = -np.mean(F.log_softmax(Oa)[np.arange(Oa.shape[0]), y])
+    return loss
 
 
 def l1_sign(W: Array, a: float, *, out: Array) -> Array:
@@ -134,24 +140,31 @@ def l1_sign(W: Array, a: float, *, out: Array) -> Array:
     t = _TINY[W.dtype]
     W.clip(-t, t, out=out)  # NOTE: the method, not np.clip: 1.4 us less of Python wrappers
     if a < 2:  # a / t is finite: the dtype's max * t is about 4
-        return np.multiply(out, a / t, out=out)
+        np.multiply(out, a / t, out=out)
+        return out
     np.multiply(out, 1 / t, out=out)
     return np.multiply(out, a, out=out)
 
 
-_TINY = {np.dtype(t): np.finfo(t).tiny for t in (np.float16, np.float32, np.float64, np.longdouble)}
+_TINY: dict[np.dtype[Any], np.floating[Any]] = {
+    np.dtype(t): np.finfo(t).tiny for t in (np.float16, np.float32, np.float64, np.longdouble)
+}
 
 
 def per_layer(value: float | Sequence[float], n_layers: int, name: str) -> tuple[float, ...]:
     """Expand one coefficient, or check a list of one per weight matrix."""
-    values = [value] if np.isscalar(value) else list(value)  # type: ignore[list-item]
+    # A string is one value too (float("0.1")), as is a NumPy scalar; an array or a list has one per layer.
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        values = [float(value)]
+    else:
+        values = [float(v) for v in value]
     if len(values) == 1:
         values = values * n_layers
     if len(values) != n_layers:
         raise ValueError(
             f"{name} needs one value or one per weight matrix ({n_layers}). Got {len(values)} values instead."
         )
-    out = tuple(float(v) for v in values)
+    out = tuple(values)
     if any(not np.isfinite(v) or v < 0 for v in out):
         raise ValueError(f"{name} coefficients must be finite and >= 0. Got {out} instead.")
     return out
@@ -221,30 +234,32 @@ class MLP:
             raise ValueError(f"sizes must be at least (inputs, classes), each >= 1. Got {sizes} instead.")
         dt = np.dtype(resolve_dtype(dtype))
         params: dict[str, Array] = {}
-        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
             bound = 1 / np.sqrt(fan_in)
-            params[f"W{l}"] = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dt)
-            params[f"b{l}"] = np.zeros(fan_out, dtype=dt)
+            params[f"W{layer}"] = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dt)
+            params[f"b{layer}"] = np.zeros(fan_out, dtype=dt)
         return cls(params, activation=activation, l1=l1, l2=l2)
 
     def _check_params(self) -> None:
         n = len(self.params) // 2
-        names = [f"{p}{l}" for l in range(1, n + 1) for p in "Wb"]
+        names = [f"{p}{layer}" for layer in range(1, n + 1) for p in "Wb"]
         if n < 1 or sorted(self.params) != sorted(names):
             raise ValueError(f"params must be named W1, b1, ..., W{n}, b{n}. Got {sorted(self.params)} instead.")
         dtypes = {a.dtype for a in self.params.values()}
         if len(dtypes) != 1 or not np.issubdtype(dtypes.pop(), np.floating):
-            raise TypeError(f"params must share one float dtype. Got {sorted(map(str, {a.dtype for a in self.params.values()}))}.")
-        for l in range(1, n + 1):
-            W, b = self.params[f"W{l}"], self.params[f"b{l}"]
+            found = sorted(map(str, {a.dtype for a in self.params.values()}))
+            raise TypeError(f"params must share one float dtype. Got {found}.")
+        for layer in range(1, n + 1):
+            W, b = self.params[f"W{layer}"], self.params[f"b{layer}"]
             if W.ndim != 2 or b.shape != (W.shape[0],):
-                raise ValueError(f"W{l} {W.shape} and b{l} {b.shape} do not make a layer.")
-            if l > 1 and W.shape[1] != self.params[f"W{l-1}"].shape[0]:
-                raise ValueError(f"cannot chain W{l-1} {self.params[f'W{l-1}'].shape} and W{l} {W.shape}.")
+                raise ValueError(f"W{layer} {W.shape} and b{layer} {b.shape} do not make a layer.")
+            if layer > 1 and W.shape[1] != self.params[f"W{layer - 1}"].shape[0]:
+                before = self.params[f"W{layer - 1}"].shape
+                raise ValueError(f"cannot chain W{layer - 1} {before} and W{layer} {W.shape}.")
         # Keep the canonical order W1, b1, W2, b2, ... whatever order came in.
         self.params = {k: self.params[k] for k in names}
         #: ("W1", "b1"), ("W2", "b2"), ...: the hot path looks parameters up by these.
-        self.layer_names = [(f"W{l}", f"b{l}") for l in range(1, n + 1)]
+        self.layer_names = [(f"W{layer}", f"b{layer}") for layer in range(1, n + 1)]
 
     # -- shape facts -----------------------------------------------------------------
     @property
@@ -270,7 +285,14 @@ class MLP:
     def dtype(self) -> np.dtype:
         return self.params["W1"].dtype
 
-    def check_input(self, X: ArrayLike, y: ArrayLike | None = None) -> tuple[Array, NDArray[np.intp] | None]:
+    @overload
+    def check_input(self, X: ArrayLike, y: None = None) -> tuple[Array, None]: ...
+    @overload
+    def check_input(self, X: ArrayLike, y: ArrayLike) -> tuple[Array, Labels]: ...
+    @overload
+    def check_input(self, X: ArrayLike, y: ArrayLike | None) -> tuple[Array, Labels | None]: ...
+
+    def check_input(self, X: ArrayLike, y: ArrayLike | None = None) -> tuple[Array, Labels | None]:
         """Validate ``X`` (n, d) and optional labels ``y`` (n,) against this network."""
         X = np.asarray(X)
         d, m = self.sizes[0], self.sizes[-1]
@@ -298,9 +320,9 @@ class MLP:
         inputs, pre = [X], []
         H = X
         Ws, bs = self.weights, self.biases
-        for l, (W, b) in enumerate(zip(Ws[:-1], bs[:-1])):
-            A = linear(H, W, b, out=ws.A[l][:n] if ws else None)
-            H = self._f(A) if not ws else ws.activate(A, out=ws.H[l][:n])
+        for i, (W, b) in enumerate(zip(Ws[:-1], bs[:-1], strict=True)):
+            A = linear(H, W, b, out=ws.A[i][:n] if ws else None)
+            H = self._f(A) if not ws else ws.activate(A, out=ws.H[i][:n])
             pre.append(A)
             inputs.append(H)
         return Forward(inputs, pre, linear(H, Ws[-1], bs[-1], out=ws.A[-1][:n] if ws else None))
@@ -315,9 +337,10 @@ class MLP:
         """Class probabilities ``softmax(Oa)`` of shape (n, m)."""
         return F.softmax(self.logits(X))
 
-    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
+    def predict(self, X: ArrayLike) -> Labels:
         """Most probable class per row, shape (n,)."""
-        return np.argmax(self.logits(X), axis=1)
+        classes: Labels = np.argmax(self.logits(X), axis=1)
+        return classes
 
     # -- objective -------------------------------------------------------------------
     def loss(self, X: ArrayLike, y: ArrayLike) -> np.floating:
@@ -328,15 +351,18 @@ class MLP:
     def penalty(self) -> np.floating:
         """``sum_l l1[l] * ||W_l||_1 + l2[l] * ||W_l||_2^2`` (a scalar of :attr:`dtype`)."""
         zero = self.dtype.type(0)
-        return sum((a * F.l1(W) + b * F.l2_squared(W) for W, a, b in zip(self.weights, self.l1, self.l2)), zero)
+        terms = (a * F.l1(W) + b * F.l2_squared(W) for W, a, b in zip(self.weights, self.l1, self.l2, strict=True))
+        total: np.floating[Any] = sum(terms, zero)
+        return total
 
     def objective(self, X: ArrayLike, y: ArrayLike) -> np.floating:
         """The regularised empirical risk: :meth:`loss` + :meth:`penalty` (seed 2.18)."""
-        return self.loss(X, y) + self.penalty()
+        risk: np.floating[Any] = self.loss(X, y) + self.penalty()
+        return risk
 
     # -- backprop --------------------------------------------------------------------
     def _data_gradients(
-        self, X: Array, y: NDArray[np.intp], *, workspace: Workspace | None = None, scale: float = 1.0
+        self, X: Array, y: Labels, *, workspace: Workspace | None = None, scale: float = 1.0
     ) -> dict[str, Array]:
         """Gradients of the mean NLL over the rows of ``X``, one matrix pass, times ``scale``.
 
@@ -349,13 +375,14 @@ class MLP:
         # step size folded in here never costs a pass over a weight-sized array.
         dA = nll_logits_grad(fw.logits, y, out=fw.logits if ws else None, scale=scale, rows=ws.rows[:n] if ws else None)
         grads: dict[str, Array] = {} if ws is None else ws.grads
-        for l in range(self.n_layers - 1, -1, -1):  # layer l + 1 of the seed's numbering
-            w, b = self.layer_names[l]
-            out = None if ws is None else (ws.dH[l - 1][:n] if l else None, ws.grads[w], ws.grads[b])
-            dH, grads[w], grads[b] = linear_backward(dA, fw.inputs[l], self.params[w], need_dH=l > 0, out=out,
+        for i in range(self.n_layers - 1, -1, -1):  # layer i + 1 of the seed's numbering
+            w, b = self.layer_names[i]
+            out = None if ws is None else (ws.dH[i - 1][:n] if i else None, ws.grads[w], ws.grads[b])
+            dH, grads[w], grads[b] = linear_backward(dA, fw.inputs[i], self.params[w], need_dH=i > 0, out=out,
                                                      ones=None if ws is None else ws.ones[:n])
-            if l:  # dHa = dHs * f'(Ha), elementwise (seed 2.13-2.14)
-                dA = (ws or self).activation_backward(dH, fw.pre[l - 1])  # type: ignore[arg-type]
+            if i:  # dHa = dHs * f'(Ha), elementwise (seed 2.13-2.14)
+                # dH is an array here: linear_backward returns None for it only when i == 0
+                dA = (ws or self).activation_backward(dH, fw.pre[i - 1])  # type: ignore[arg-type]
         return grads if ws is not None else {k: grads[k] for k in self.params}
 
     def activation_backward(self, dH: Array, A: Array) -> Array:
@@ -369,7 +396,7 @@ class MLP:
 
         ``scratch`` (one array per weight matrix) avoids the temporaries.
         """
-        for (w, _), a, b in zip(self.layer_names, self.l1, self.l2):
+        for (w, _), a, b in zip(self.layer_names, self.l1, self.l2, strict=True):
             if not (a or b):
                 continue
             W, dW = self.params[w], grads[w]
@@ -430,7 +457,7 @@ class Workspace:
         # softmax's per-row max and sum vector operations (its gradient: 11 vs 17 us on
         # 100 x 10), but with a wide last hidden layer the product dOa^T Hs then slows down
         # more than that (512 units: 37 vs 16 us): they are row-major after a wide layer.
-        logits_order = "F" if len(sizes) > 2 and sizes[-2] <= NARROW else "C"
+        logits_order: Literal["C", "F"] = "F" if len(sizes) > 2 and sizes[-2] <= NARROW else "C"
         self.A = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
         self.A.append(np.empty((batch_size, sizes[-1]), dt, order=logits_order))
         self.H = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
@@ -464,14 +491,14 @@ class Workspace:
             return np.multiply(dH, mask, out=dH)
         return np.multiply(dH, self._df(A), out=dH)
 
-    def gather(self, X: Array, y: NDArray[np.intp], index: NDArray[np.intp]) -> tuple[Array, NDArray[np.intp]]:
+    def gather(self, X: Array, y: Labels, index: NDArray[np.intp]) -> tuple[Array, Labels]:
         """Rows ``index`` of ``(X, y)`` copied into the minibatch buffers: one gather, no allocation."""
         return gather_rows(X, y, index, self.X, self.y)
 
 
 def gather_rows(
-    X: Array, y: NDArray[np.intp], index: NDArray[np.intp], Xbuf: Array, ybuf: NDArray[np.intp]
-) -> tuple[Array, NDArray[np.intp]]:
+    X: Array, y: Labels, index: NDArray[np.intp], Xbuf: Array, ybuf: Labels
+) -> tuple[Array, Labels]:
     """Rows ``index`` of ``(X, y)`` copied into the first ``len(index)`` rows of ``Xbuf``, ``ybuf``."""
     k = index.shape[0]
     # NOTE: mode="clip" because the default "raise" stages the rows in a temporary
@@ -480,14 +507,14 @@ def gather_rows(
 
 
 def matrix_backprop(
-    net: MLP, X: Array, y: NDArray[np.intp], workspace: Workspace | None = None, scale: float = 1.0
+    net: MLP, X: Array, y: Labels, workspace: Workspace | None = None, scale: float = 1.0
 ) -> dict[str, Array]:
     """Data-term gradients (times ``scale``) for the whole minibatch in one matrix pass."""
     return net._data_gradients(X, y, workspace=workspace, scale=scale)
 
 
 def loop_backprop(
-    net: MLP, X: Array, y: NDArray[np.intp], workspace: Workspace | None = None, scale: float = 1.0
+    net: MLP, X: Array, y: Labels, workspace: Workspace | None = None, scale: float = 1.0
 ) -> dict[str, Array]:
     """Data-term gradients (times ``scale``) one example at a time, then averaged (the seed's loop)."""
     total = workspace.grads if workspace else {k: np.empty_like(v) for k, v in net.params.items()}
