@@ -52,12 +52,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from .network import MLP, Array, resolve_dtype
+from .network import MLP, Array, Labels, resolve_dtype
 from .training import TrainConfig, Trainer, evaluate
 
-Labels = NDArray[np.intp]
 Epoch = Callable[[], float]  # trains (or multiplies) one epoch, returns seconds per epoch
 
 IMPLS = ("npmlp-matrix", "npmlp-loop", "gemm-only", "sklearn", "torch")
@@ -136,15 +134,20 @@ def gemm_epoch(p: Problem) -> Epoch:
 
     def minibatch(Xb: Array) -> None:
         k, inputs = Xb.shape[0], [Xb]
-        for W, out in zip(Ws, outs):  # A_l = H_{l-1} @ W_l.T
+        for W, out in zip(Ws, outs, strict=True):  # A_l = H_{l-1} @ W_l.T
             inputs.append(np.matmul(inputs[-1], W.T, out=out[:k]))
         dA = inputs.pop()  # stands in for dOa: same shape, the values do not matter to BLAS
-        for l in range(len(Ws) - 1, -1, -1):  # dW_l = dA_l.T @ H_{l-1}; dH_{l-1} = dA_l @ W_l
-            np.matmul(dA.T, inputs[l], out=dWs[l])
-            dA = np.matmul(dA, Ws[l], out=dHs[l - 1][:k]) if l else dA
+        for i in range(len(Ws) - 1, -1, -1):  # dW_i = dA_i.T @ H_{i-1}; dH_{i-1} = dA_i @ W_i
+            np.matmul(dA.T, inputs[i], out=dWs[i])
+            dA = np.matmul(dA, Ws[i], out=dHs[i - 1][:k]) if i else dA
 
     X = p.X
-    return lambda: _timed(lambda: [minibatch(X[s : s + K]) for s in range(0, X.shape[0], K)])
+
+    def epoch() -> None:
+        for s in range(0, X.shape[0], K):
+            minibatch(X[s : s + K])
+
+    return lambda: _timed(epoch)
 
 
 def sklearn_epoch(p: Problem) -> Epoch:
@@ -168,7 +171,7 @@ def torch_epoch(p: Problem) -> Epoch:
     layers: list[nn.Module] = []
     with torch.random.fork_rng(devices=[]):  # seeds the initialisation without touching the global RNG
         torch.manual_seed(p.seed)
-        for i, o in zip(p.sizes[:-1], p.sizes[1:]):
+        for i, o in zip(p.sizes[:-1], p.sizes[1:], strict=True):
             layers += [nn.Linear(i, o, dtype=dt), nn.ReLU()]
     model = nn.Sequential(*layers[:-1])
     weights = [m.weight for m in model if isinstance(m, nn.Linear)]
@@ -331,7 +334,9 @@ def resident_bytes(arrays: Sequence[np.ndarray]) -> int:
 
 
 # -- memory, in a subprocess ------------------------------------------------------------------
-_PROBE = "import json, sys; from npmlp.bench import memory_probe; print(json.dumps(memory_probe(**json.load(sys.stdin))))"
+_PROBE = (
+    "import json, sys; from npmlp.bench import memory_probe; print(json.dumps(memory_probe(**json.load(sys.stdin))))"
+)
 
 
 def _rss() -> int:
@@ -410,7 +415,7 @@ def measure_memory(p: Problem, *, dataset: str, data_dir: str | None, max_rows: 
         proc = subprocess.run([sys.executable, "-c", _PROBE], input=json.dumps(args), capture_output=True,
                               text=True, env=env, timeout=900, check=False)
     if proc.returncode:
-        return {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]}
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
     result: dict[str, Any] = json.loads(proc.stdout)
     result["within_target"] = result["epoch_over_data"] <= MEMORY_TARGET
     return result
@@ -448,8 +453,10 @@ def interleave(epochs: dict[str, Epoch], repeats: int, *, log: Callable[[str], N
 
 def summarize(runs: dict[str, list[float]], base: str = BASE) -> dict[str, dict[str, Any]]:
     """Median, min, max and runs per implementation, and the ratio of each median to ``base``'s."""
-    out = {name: {"median": statistics.median(r), "min": min(r), "max": max(r), "runs": list(r)}
-           for name, r in runs.items()}
+    out: dict[str, dict[str, Any]] = {
+        name: {"median": statistics.median(r), "min": min(r), "max": max(r), "runs": list(r)}
+        for name, r in runs.items()
+    }
     for row in out.values():
         row["ratio_to_npmlp"] = row["median"] / out[base]["median"] if base in out else None
     return out
@@ -576,8 +583,8 @@ def run_bench(
                                 settings=(batch_size, lr, l1, l2, seed), repeats=repeats, loop_batches=loop_batches,
                                 memory=memory, threads=threads, log=log, settle=settle) for c in configs]
     _after(machine, start, own)
-    return {"machine": machine, "settings": settings, "configs": sections, "skipped": skipped,
-            "warnings": warnings + _busy_warnings(machine) + _steadiness_warnings(sections) + _memory_warnings(sections)}
+    warnings = warnings + _busy_warnings(machine) + _steadiness_warnings(sections) + _memory_warnings(sections)
+    return {"machine": machine, "settings": settings, "configs": sections, "skipped": skipped, "warnings": warnings}
 
 
 def _check_settings(**values: int | None) -> None:
@@ -589,7 +596,7 @@ def _check_settings(**values: int | None) -> None:
 def _configs(hidden: Sequence[int], dtypes: Sequence[str], configs: Sequence[dict[str, Any]] | None
              ) -> list[dict[str, Any]]:
     """The sections to run: ``configs`` as given, else one per dtype with ``hidden``."""
-    out = list(configs) if configs is not None else [
+    out: list[dict[str, Any]] = list(configs) if configs is not None else [
         {"name": f"h{'-'.join(map(str, hidden))}-{dt}", "hidden": tuple(hidden), "dtype": dt} for dt in dtypes]
     for c in out:
         resolve_dtype(c["dtype"])  # raises, naming the valid dtypes
@@ -679,7 +686,8 @@ def _header(doc: dict[str, Any]) -> list[str]:
         load += f"; during the run this process used {m['own_cores']} CPUs, others {m['others_cores']}"
     return [
         f"npmlp bench: seconds per epoch on {s['dataset']}, K={s['batch_size']}, lr={s['lr']:g}, "
-        f"l1={s['l1']:g}, l2={s['l2']:g}; median of {s['repeats']} interleaved rounds after {s['warmup_rounds']} warm-up",
+        f"l1={s['l1']:g}, l2={s['l2']:g}; median of {s['repeats']} interleaved rounds "
+        f"after {s['warmup_rounds']} warm-up",
         f"numpy {m['numpy']}; BLAS {blas_text} ({pinned})"
         + (f"; torch {torch['version']}, {torch['threads']} threads" if torch else ""),
         f"{m['cpu']}, {m['cpu_count']} CPUs; {env}",

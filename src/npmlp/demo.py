@@ -46,11 +46,11 @@ from .training import TrainConfig, Trainer, train
 
 #: Hyperparameters for one hidden layer on MNIST-format data, found by
 #: ``npmlp sweep --config examples/sweep-fashion.toml`` (see the README).
-TUNED = dict(hidden=[1024], optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=128, epochs=30,
+TUNED: dict[str, Any] = dict(hidden=[1024], optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=128, epochs=30,
              l2=1e-5, dtype="float32")
 
 #: The seed's two circles runs (part 3, Q5).
-SEED_CIRCLES = {
+SEED_CIRCLES: dict[str, dict[str, Any]] = {
     "dh=4, no penalty": dict(hidden=[4]),
     "dh=10, penalties 1e-3": dict(hidden=[10], l1=1e-3, l2=1e-3),
 }
@@ -100,17 +100,17 @@ def circles(demo: Demo) -> None:
                                    f"K=10, {epochs} epochs, lr 0.03, split 60/20/20.")]
     rows = []
     for i, (name, kw) in enumerate(SEED_CIRCLES.items()):
-        config = TrainConfig(batch_size=10, epochs=epochs, lr=0.03, seed=demo.seed, **kw)  # type: ignore[arg-type]
+        config = TrainConfig(batch_size=10, epochs=epochs, lr=0.03, seed=demo.seed, **kw)
         tic = time.perf_counter()
         result = train(data.splits(), config)
         seconds = time.perf_counter() - tic
         final = result.final()
-        rows.append([name, *(100 * final[f"{s}_error"] for s in ("train", "valid", "test")), seconds, seconds / epochs])
+        rows.append([name, *(_percent(final, s) for s in ("train", "valid", "test")), seconds, seconds / epochs])
         fig = plots.decision_regions_figure(result.net.predict, data.splits()["train"], data.splits()["test"],
                                             settings=f"circles, {name}: {settings_line(config)}")
         blocks.append(demo.figure(fig, f"circles_{i + 1}.png", plots.CAPTIONS["decision_regions"]))
         demo.summary[f"circles {name}"] = final
-        demo.say(f"  {name}: test error {100 * final['test_error']:.2f}% in {seconds:.1f} s")
+        demo.say(f"  {name}: test error {_percent(final, 'test'):.2f}% in {seconds:.1f} s")
     header = ["run", "train error (%)", "valid error (%)", "test error (%)", "seconds", "s / epoch"]
     blocks.insert(1, Table(header, rows))
     blocks.append(capacity_grid(demo, epochs))
@@ -190,7 +190,7 @@ def timing(demo: Demo, data: Dataset) -> None:
 def tuned(demo: Demo, data: Dataset) -> None:
     """Q9/Q10: the tuned run, with its full output directory under ``out/tuned``."""
     settings = dict(TUNED, epochs=2) if demo.fast else dict(TUNED)
-    config = TrainConfig(seed=demo.seed, **settings)  # type: ignore[arg-type]
+    config = TrainConfig(seed=demo.seed, **settings)
     tic = time.perf_counter()
     result, data = run(config, DataSpec(data.name, data_dir=demo.data_dir), out=demo.out / "tuned", progress=True,
                        dataset=data)
@@ -243,7 +243,18 @@ def run_demo(
     return path, demo.summary
 
 
+def _percent(final: dict[str, float | None], split: str) -> float:
+    """The error on ``split`` in percent, from ``TrainResult.final()``; the circles data has all three splits."""
+    error = final[f"{split}_error"]
+    if error is None:
+        raise ValueError(f"the run has no {split} error: its {split} split is empty")
+    return 100 * error
+
+
 def _small(data: Dataset, rows: int = 600) -> Dataset:
     """Fast mode: the first rows of each split."""
-    parts = {f"{a}_{s}": v[:rows] for s, pair in data.splits().items() for a, v in zip("Xy", pair, strict=True)}
+    # X_train=..., y_train=...: keyword arguments of two array types
+    parts: dict[str, Any] = {
+        f"{a}_{s}": v[:rows] for s, pair in data.splits().items() for a, v in zip("Xy", pair, strict=True)
+    }
     return dataclasses.replace(data, **parts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,7 +78,7 @@ class GradCheckReport:
     def passed(self) -> bool:
         return self.max_rel_error < self.tol
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The SPEC's JSON document for ``npmlp gradcheck --json``."""
         return {
             "max_rel_error": self.max_rel_error,
@@ -100,9 +101,9 @@ class GradCheckReport:
             for title, values, digits in (("true gradient", p.analytic, 8), ("estimated gradient", p.estimate, 8),
                                           ("ratio between the two grads", p.ratio, 13)):
                 # The ratio gets 13 fixed digits: a bare "1." would hide how close to 1 it is.
-                fmt = {**opts, "precision": digits, "floatmode": "fixed" if digits > 8 else "maxprec"}
+                fmt: dict[str, Any] = {**opts, "precision": digits, "floatmode": "fixed" if digits > 8 else "maxprec"}
                 lines.append(f"The {title} for the parameter {p.name}{what} :")
-                lines.append(np.array2string(values.reshape(shape), **fmt))  # type: ignore[arg-type]
+                lines.append(np.array2string(values.reshape(shape), **fmt))
                 lines.append("")
             kinks = f", {p.skipped_kinks} skipped at a kink" if p.skipped_kinks else ""
             lines.append(f"{p.name}: max relative error {p.max_rel_error:.3e} over {p.checked} entries{kinks}")

@@ -81,7 +81,8 @@ def _mpl() -> Any:
 
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches at :data:`DPI`, with constrained layout."""
-    return _mpl().figure.Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig: Figure = _mpl().figure.Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return fig
 
 
 def render_png(fig: Figure, *, close: bool = True) -> bytes:
@@ -402,10 +403,10 @@ def gradcheck_figure(report: GradCheckReport) -> Figure:
     ax_err.axhline(report.tol, color="crimson", ls="--", lw=1.2, label=f"tolerance {report.tol:g}")
     ax_err.set_yscale("log")
     ax_err.set_ylim(ERROR_FLOOR / 10, max(report.tol, report.max_rel_error, 1e-6) * 100)
-    ticks = [f"{n}\n{p.checked} checked" + (f", {p.skipped_kinks} at kinks" if p.skipped_kinks else "")
+    names = [f"{n}\n{p.checked} checked" + (f", {p.skipped_kinks} at kinks" if p.skipped_kinks else "")
              for n, p in report.params.items()]
-    ax_err.set_xticks(range(len(ticks)), ticks)
-    ax_err.set_xlim(-0.6, len(ticks) - 0.4)
+    ax_err.set_xticks(range(len(names)), names)
+    ax_err.set_xlim(-0.6, len(names) - 0.4)
     floor = f" ({clipped} exact, drawn at {ERROR_FLOOR:g})" if clipped else ""
     ax_err.set(ylabel="relative error |a - e| / max(|a|, |e|)", title=f"Relative error per entry{floor}")
     ax_err.grid(axis="y", alpha=0.3)
