@@ -14,7 +14,7 @@ import pytest
 from npmlp import cli, sweep
 from npmlp.runs import DataSpec
 from npmlp.settings import Choice, Coefficients, Integer, Real, Sizes, declared
-from npmlp.training import Trainer, TrainConfig, train
+from npmlp.training import TrainConfig, Trainer, train
 
 SETTINGS = declared(TrainConfig)
 SRC = Path(cli.__file__).parent
@@ -49,7 +49,7 @@ def test_every_setting_is_an_estimator_parameter_with_its_declared_default() -> 
 
 
 def test_every_setting_is_a_sweep_key() -> None:
-    assert sweep.TRAIN_DEFAULTS == {name: default for name, (_, default) in SETTINGS.items()}
+    assert {name: default for name, (_, default) in SETTINGS.items()} == sweep.TRAIN_DEFAULTS
     for name in SETTINGS:
         assert sweep._setting_key(name.replace("_", "-"), "test") == name
 
