@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npmlp import bench
+from npmlp import bench, bench_machine
 from npmlp.bench import IMPLS, format_bench, interleave, run_bench, summarize, training_data
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -139,7 +139,7 @@ def test_threads_without_threadpoolctl_warn(tiny: tuple[np.ndarray, np.ndarray],
 
 
 def test_busy_machine_warns(tiny: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "_loadavg", lambda: [1000.0, 1000.0, 1000.0])
+    monkeypatch.setattr(bench_machine, "loadavg", lambda: [1000.0, 1000.0, 1000.0])
     doc = quick(tiny, dtypes=("float64",), repeats=1)
     assert any("before the run" in w for w in doc["warnings"])
     assert "WARNING: machine busy" in format_bench(doc)

@@ -34,33 +34,38 @@ measured in a fresh subprocess so the peers' allocations cannot pollute it.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib
-import importlib.util
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .network import MLP, Array, Labels, resolve_dtype
-from .training import TrainConfig, Trainer, evaluate
+from .bench_format import format_bench
+from .bench_impls import (
+    BASE,
+    IMPLS,
+    PEER_HINTS,
+    Epoch,
+    Problem,
+    build_epochs,
+    gemm_arrays,
+    gemm_epoch,
+    implementation_notes,
+    implementations,
+    npmlp_epoch,
+    training_data,
+)
+from .bench_machine import busy_warnings, cpu_busy, machine_info, own_cpu, pinned_threads, record_after
+from .bench_memory import measure_memory, memory_warnings
+from .network import resolve_dtype
 
-Epoch = Callable[[], float]  # trains (or multiplies) one epoch, returns seconds per epoch
+__all__ = ["BASE", "IMPLS", "PRESETS", "BenchOptions", "Epoch", "Problem", "bench_config", "format_bench",
+           "gemm_arrays", "gemm_epoch", "interleave", "npmlp_epoch", "pinned_threads", "run_bench", "summarize",
+           "training_data"]
 
-IMPLS = ("npmlp-matrix", "npmlp-loop", "gemm-only", "sklearn", "torch")
-BASE = "npmlp-matrix"
-PEER_HINTS = {"sklearn": "pip install 'npmlp[bench]'", "torch": "pip install torch==2.13.0"}
 #: The issue's two configurations: the seed's network (with its elastic net), and a wide
 #: one in float32 (the issue gives it no penalty; "B+pen" adds the seed's, to show its cost).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -68,360 +73,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "B": {"hidden": (512,), "dtype": "float32", "l1": 0.0, "l2": 0.0},
     "B+pen": {"hidden": (512,), "dtype": "float32", "l1": 1e-3, "l2": 1e-3},
 }
-BUSY_PER_CORE = 0.5  # a 1-minute load average above this per core: timings unreliable
 #: GEMM-only and npmlp-matrix do the same work every round: an interquartile range above
 #: this fraction of the median means the machine itself changed speed during the run (a
 #: virtual machine's host can, unseen by the load average); their ratio is then unreliable.
 UNSTEADY_IQR = 0.10
-MEMORY_TARGET = 1.15  # peak training memory over the data's own size
-ENV_KEYS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-
-@dataclass
-class Problem:
-    """One configuration's training problem: data ``X`` (n, d), labels ``y`` (n,) and the settings."""
-
-    X: Array
-    y: Labels
-    n_classes: int
-    hidden: tuple[int, ...]
-    batch_size: int
-    lr: float
-    l1: float
-    l2: float
-    seed: int
-
-    @property
-    def sizes(self) -> tuple[int, ...]:
-        return (self.X.shape[1], *self.hidden, self.n_classes)
-
-
-# -- the timed implementations: each builds its state once and returns an Epoch ----------
-def _timed(fn: Callable[[], object], scale: float = 1.0) -> float:
-    tic = time.perf_counter()
-    fn()
-    return (time.perf_counter() - tic) * scale
-
-
-def npmlp_epoch(p: Problem, *, backprop: str = "matrix", rows: int | None = None) -> Epoch:
-    """npmlp's :meth:`Trainer.run_epoch`, on the first ``rows`` rows scaled to all of them."""
-    config = TrainConfig(hidden=p.hidden, l1=p.l1, l2=p.l2, dtype=p.X.dtype.name, lr=p.lr,
-                         batch_size=p.batch_size, backprop=backprop, seed=p.seed)
-    rng = np.random.default_rng(p.seed)
-    trainer = Trainer(config.build(p.X.shape[1], p.n_classes, rng), config, rng)
-    n = p.X.shape[0] if rows is None else min(rows, p.X.shape[0])
-    X, y = p.X[:n], p.y[:n]
-    return lambda: _timed(lambda: trainer.run_epoch(X, y), p.X.shape[0] / n)
-
-
-def gemm_arrays(p: Problem) -> tuple[list[Array], list[Array], list[Array], list[Array]]:
-    """Weights ``W_l`` (fan_out, fan_in) as npmlp initialises them, and the products' outputs.
-
-    Returns ``Ws``, the forward outputs (K, fan_out) (also the backward deltas), ``dHs``
-    (K, fan_in) of layers 2..L, and ``dWs``; all in the data's dtype (a mixed-dtype
-    matmul would leave BLAS for a slow casting loop).
-    """
-    K, dt = p.batch_size, p.X.dtype
-    Ws = MLP.initialize(p.sizes, rng=np.random.default_rng(p.seed), dtype=dt.name).weights
-    return (Ws, [np.empty((K, W.shape[0]), dt) for W in Ws], [np.empty((K, W.shape[1]), dt) for W in Ws[1:]],
-            [np.empty_like(W) for W in Ws])
-
-
-def gemm_epoch(p: Problem) -> Epoch:
-    """Only the matrix products of forward + backprop, minibatches sliced in order: the limit."""
-    Ws, outs, dHs, dWs = gemm_arrays(p)
-    K = p.batch_size
-
-    def minibatch(Xb: Array) -> None:
-        k, inputs = Xb.shape[0], [Xb]
-        for W, out in zip(Ws, outs, strict=True):  # A_l = H_{l-1} @ W_l.T
-            inputs.append(np.matmul(inputs[-1], W.T, out=out[:k]))
-        dA = inputs.pop()  # stands in for dOa: same shape, the values do not matter to BLAS
-        for i in range(len(Ws) - 1, -1, -1):  # dW_i = dA_i.T @ H_{i-1}; dH_{i-1} = dA_i @ W_i
-            np.matmul(dA.T, inputs[i], out=dWs[i])
-            dA = np.matmul(dA, Ws[i], out=dHs[i - 1][:k]) if i else dA
-
-    X = p.X
-
-    def epoch() -> None:
-        for s in range(0, X.shape[0], K):
-            minibatch(X[s : s + K])
-
-    return lambda: _timed(epoch)
-
-
-def sklearn_epoch(p: Problem) -> Epoch:
-    """scikit-learn's ``MLPClassifier``, one ``partial_fit`` epoch (the first also initialises)."""
-    from sklearn.neural_network import MLPClassifier
-
-    clf = MLPClassifier(hidden_layer_sizes=p.hidden, activation="relu", solver="sgd", batch_size=p.batch_size,
-                        learning_rate="constant", learning_rate_init=p.lr, momentum=0.0, nesterovs_momentum=False,
-                        alpha=2 * p.l2 * p.batch_size, shuffle=True, random_state=p.seed)
-    classes = np.arange(p.n_classes)
-    return lambda: _timed(lambda: clf.partial_fit(p.X, p.y, classes=classes))
-
-
-def torch_epoch(p: Problem) -> Epoch:
-    """PyTorch: Linear/ReLU layers, cross-entropy plus the elastic net, plain SGD, randperm minibatches."""
-    import torch
-    from torch import nn
-    from torch.nn import functional as F
-
-    dt = {"float64": torch.float64, "float32": torch.float32}[p.X.dtype.name]
-    layers: list[nn.Module] = []
-    with torch.random.fork_rng(devices=[]):  # seeds the initialisation without touching the global RNG
-        torch.manual_seed(p.seed)
-        for i, o in zip(p.sizes[:-1], p.sizes[1:], strict=True):
-            layers += [nn.Linear(i, o, dtype=dt), nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])
-    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
-    opt = torch.optim.SGD(model.parameters(), lr=p.lr)
-    X, y, K = torch.from_numpy(p.X), torch.from_numpy(p.y).long(), p.batch_size
-    gen = torch.Generator().manual_seed(p.seed)
-
-    def epoch() -> None:
-        order = torch.randperm(X.shape[0], generator=gen)
-        for s in range(0, X.shape[0], K):
-            index = order[s : s + K]
-            loss = F.cross_entropy(model(X[index]), y[index])
-            loss = loss + sum(p.l1 * W.abs().sum() + p.l2 * W.square().sum() for W in weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-    return lambda: _timed(epoch)
-
-
-def _import_peer(name: str) -> str | None:
-    """None when peer ``name`` imports, else why not with the install hint."""
-    module = {"sklearn": "sklearn.neural_network", "torch": "torch"}[name]
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        return f"not installed ({exc.__class__.__name__}: {exc}); {PEER_HINTS[name]}"
-    return None
-
-
-# -- machine facts ------------------------------------------------------------------------
-def _blas_libraries() -> list[dict[str, Any]]:
-    """The BLAS libraries loaded in this process, as threadpoolctl sees them (numpy's first)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return []
-    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
-    libs = [{**{k: lib.get(k) for k in keys}, "file": Path(lib["filepath"]).name, "numpy": "numpy" in lib["filepath"]}
-            for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    return sorted(libs, key=lambda lib: not lib["numpy"])
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _loadavg() -> list[float] | None:
-    with contextlib.suppress(OSError, AttributeError):
-        return [round(v, 2) for v in os.getloadavg()]
-    return None
-
-
-def _cpu_busy() -> tuple[float, float, int] | None:
-    """(seconds, busy CPU-seconds of the whole machine, CPUs counted) from /proc/stat, Linux only."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        lines = Path("/proc/stat").read_text().splitlines()
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in lines[0].split()[1:9])
-        busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        return time.monotonic(), busy, sum(line.startswith("cpu") for line in lines[1:])
-    return None
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def machine_info(threads: int | None) -> dict[str, Any]:
-    """Versions, BLAS kernel and threads, CPU, environment and load of this machine, now."""
-    libs = _blas_libraries()
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "blas": libs[0] if libs else None,
-        "blas_libraries": libs,
-        "threads_pinned": threads,
-        "env": {k: os.environ.get(k) for k in ENV_KEYS},
-        "loadavg_before": _loadavg(),
-    }
-
-
-def _busy_warnings(machine: dict[str, Any]) -> list[str]:
-    """WARN lines when others were using the CPUs before, during or after the run."""
-    cores, out = machine["cpu_count"] or 1, []
-    limit = BUSY_PER_CORE * cores
-    for when in ("before", "after"):
-        load = machine.get(f"loadavg_{when}")
-        own = machine.get("own_cores", 0.0) if when == "after" else 0.0
-        if load and load[0] - own > limit:
-            extra = f" ({own:.2f} of it this run's own)" if own else ""
-            out.append(f"machine busy: 1-minute load average {load[0]:.2f}{extra} {when} the run on {cores} CPUs "
-                       f"(> {BUSY_PER_CORE} per core): timings unreliable")
-    others = machine.get("others_cores")
-    if others is not None and others > limit:
-        out.append(f"machine busy: other processes used {others:.2f} CPUs on average during the run "
-                   f"(> {BUSY_PER_CORE} per core): timings unreliable")
-    return out
-
-
-@contextlib.contextmanager
-def pinned_threads(threads: int | None) -> Iterator[int | None]:
-    """Pin BLAS/OpenMP threads (threadpoolctl) and torch's for the block; yield the BLAS count in force."""
-    with contextlib.ExitStack() as stack:
-        if threads is not None:
-            from threadpoolctl import threadpool_limits
-
-            stack.enter_context(threadpool_limits(limits=threads))
-        libs = _blas_libraries()
-        count = libs[0]["num_threads"] if libs else threads
-        torch = sys.modules.get("torch")
-        if torch is not None and count:
-            before = torch.get_num_threads()
-            torch.set_num_threads(count)
-            stack.callback(torch.set_num_threads, before)
-        yield count
-
-
-# -- data -----------------------------------------------------------------------------------
-def load_data(dataset: str, dtype: str, data_dir: str | None = None) -> Any:
-    """The :class:`npmlp.datasets.Dataset` ``dataset`` (looked up, or downloaded, as by ``npmlp train``)."""
-    from .datasets import load_dataset
-
-    return load_dataset(dataset, data_dir=data_dir, dtype=dtype)
-
-
-def training_data(dataset: str, dtype: str, *, data: Any = None, data_dir: str | None = None,
-                  max_rows: int | None = None) -> tuple[Array, Labels, int]:
-    """The training split ``X`` (n, d) in ``dtype``, ``y`` (n,) and the class count.
-
-    ``data`` (a :class:`npmlp.datasets.Dataset` or an ``(X, y)`` pair) is used instead of
-    loading ``dataset``; ``max_rows`` keeps the first rows only (a copy, so the rest is freed).
-    """
-    data = load_data(dataset, dtype, data_dir) if data is None else data
-    X, y = (data.X_train, data.y_train) if hasattr(data, "X_train") else data
-    X, y = np.asarray(X), np.asarray(y).astype(np.intp, copy=False)
-    n_classes = int(getattr(data, "n_classes", int(y.max()) + 1))
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"data must be X of shape (n, d) and y of shape (n,). Got {X.shape} and {y.shape} instead.")
-    if max_rows is not None:
-        X, y = X[:max_rows].copy(), y[:max_rows].copy()
-    return np.ascontiguousarray(X, dtype=resolve_dtype(dtype)), y, n_classes
-
-
-def resident_bytes(arrays: Sequence[np.ndarray]) -> int:
-    """Bytes of the memory behind ``arrays``, each buffer once (a view counts its whole base)."""
-    roots: dict[int, int] = {}
-    for a in arrays:
-        while isinstance(a.base, np.ndarray):
-            a = a.base
-        roots[id(a)] = a.nbytes
-    return sum(roots.values())
-
-
-# -- memory, in a subprocess ------------------------------------------------------------------
-_PROBE = (
-    "import json, sys; from npmlp.bench import memory_probe; print(json.dumps(memory_probe(**json.load(sys.stdin))))"
-)
-
-
-def _rss() -> int:
-    """Resident bytes now (Linux), else the peak so far."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return _peak_rss()
-
-
-def _peak_rss() -> int:
-    """Peak resident bytes since start or since the last :func:`_reset_peak_rss` (Linux)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # NOTE: bytes on macOS, KiB elsewhere
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0); False when impossible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def memory_probe(*, dataset: str, dtype: str, hidden: Sequence[int], batch_size: int, lr: float, l1: float,
-                 l2: float, seed: int, data_dir: str | None = None, max_rows: int | None = None,
-                 arrays: Sequence[str] | None = None) -> dict[str, Any]:
-    """Peak resident memory of one npmlp epoch (then an evaluation pass) against the data's size.
-
-    Runs in a fresh interpreter (:func:`measure_memory`). The data held is what ``npmlp
-    train`` holds: every split of the data set (only the training rows with ``max_rows``),
-    or the ``X`` and ``y`` saved as ``.npy`` files at ``arrays``.
-    """
-    before = _rss()
-    data = tuple(np.load(a) for a in arrays) if arrays else load_data(dataset, dtype, data_dir)
-    X, y, m = training_data(dataset, dtype, data=data, max_rows=max_rows)
-    splits = data.splits().values() if hasattr(data, "splits") else [data]
-    held = [X, y] if max_rows else [X, y, *(a for pair in splits for a in pair)]  # alive to the end
-    data_bytes = resident_bytes(held)
-    del data, splits
-    gc.collect()
-    with_data, load_peak, reset = _rss(), _peak_rss(), _reset_peak_rss()
-    config = TrainConfig(hidden=list(hidden), l1=l1, l2=l2, dtype=dtype, lr=lr, batch_size=batch_size, seed=seed)
-    rng = np.random.default_rng(seed)
-    trainer = Trainer(config.build(X.shape[1], m, rng), config, rng)
-    trainer.run_epoch(X, y)
-    epoch_peak = _peak_rss()
-    evaluate(trainer.net, X, y)
-    eval_peak = _peak_rss()
-    return {"data_bytes": data_bytes, "train_bytes": X.nbytes + y.nbytes, "rss_before_data": before,
-            "rss_with_data": with_data, "load_peak": load_peak, "epoch_peak": epoch_peak, "eval_peak": eval_peak,
-            "peak_reset": reset, "epoch_over_data": (epoch_peak - before) / data_bytes,
-            "eval_over_data": (eval_peak - before) / data_bytes, "target": MEMORY_TARGET}
-
-
-def measure_memory(p: Problem, *, dataset: str, data_dir: str | None, max_rows: int | None, in_memory: bool,
-                   threads: int | None) -> dict[str, Any]:
-    """Run :func:`memory_probe` in a subprocess; on failure a dict with ``error``."""
-    args = {"dataset": dataset, "dtype": p.X.dtype.name, "hidden": list(p.hidden), "batch_size": p.batch_size,
-            "lr": p.lr, "l1": p.l1, "l2": p.l2, "seed": p.seed, "data_dir": data_dir, "max_rows": max_rows}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    if threads is not None:
-        env.update({k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
-    with tempfile.TemporaryDirectory() as tmp:
-        if in_memory:
-            args["arrays"] = [str(Path(tmp) / f"{k}.npy") for k in "Xy"]
-            np.save(args["arrays"][0], p.X)
-            np.save(args["arrays"][1], p.y)
-        proc = subprocess.run([sys.executable, "-c", _PROBE], input=json.dumps(args), capture_output=True,
-                              text=True, env=env, timeout=900, check=False)
-    if proc.returncode:
-        return {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
-    result: dict[str, Any] = json.loads(proc.stdout)
-    result["within_target"] = result["epoch_over_data"] <= MEMORY_TARGET
-    return result
-
-
-# -- the run ------------------------------------------------------------------------------------
 #: Seconds of idleness before each timed epoch. Worker threads of the implementation that
 #: ran before (PyTorch's in particular) keep cores busy for a while after it returns: the
 #: seed network's epoch, right after a PyTorch epoch, took 0.178, 0.141, 0.113, 0.087 s in a
@@ -462,33 +118,11 @@ def summarize(runs: dict[str, list[float]], base: str = BASE) -> dict[str, dict[
     return out
 
 
-def _epochs(p: Problem, impls: Sequence[str], loop_batches: int) -> dict[str, Epoch]:
-    build: dict[str, Callable[[], Epoch]] = {
-        "npmlp-matrix": lambda: npmlp_epoch(p),
-        "npmlp-loop": lambda: npmlp_epoch(p, backprop="loop", rows=loop_batches * p.batch_size),
-        "gemm-only": lambda: gemm_epoch(p),
-        "sklearn": lambda: sklearn_epoch(p),
-        "torch": lambda: torch_epoch(p),
-    }
-    return {name: build[name]() for name in impls}
-
-
-def _notes(p: Problem, loop_batches: int) -> dict[str, str]:
-    timed = min(loop_batches * p.batch_size, p.X.shape[0])
-    return {
-        "npmlp-loop": (f"timed on {timed} rows ({-(-timed // p.batch_size)} minibatches), scaled to the epoch"
-                       if timed < p.X.shape[0] else "whole epoch"),
-        "gemm-only": "the limit: the matrix products of forward + backprop only",
-        "sklearn": f"partial_fit epoch; alpha = 2*l2*K = {2 * p.l2 * p.batch_size:g}; no L1 term",
-        "torch": "nn.Linear/ReLU, cross_entropy + elastic net, optim.SGD",
-    }
-
-
 def bench_config(p: Problem, *, name: str, impls: Sequence[str], repeats: int, loop_batches: int,
                  log: Callable[[str], None] | None = None, settle: float = SETTLE) -> dict[str, Any]:
     """Time ``impls`` interleaved on one problem; the configuration's section of the document."""
-    warmup, runs, order = interleave(_epochs(p, impls, loop_batches), repeats, log=log, settle=settle)
-    results, notes = summarize(runs), _notes(p, loop_batches)
+    warmup, runs, order = interleave(build_epochs(p, impls, loop_batches), repeats, log=log, settle=settle)
+    results, notes = summarize(runs), implementation_notes(p, loop_batches)
     for impl, row in results.items():
         row["note"] = notes.get(impl, "Trainer.run_epoch, the training hot path")
     if "npmlp-loop" in results:
@@ -504,32 +138,11 @@ def bench_config(p: Problem, *, name: str, impls: Sequence[str], repeats: int, l
                                      if BASE in results and limit else None)}
 
 
-def run_bench(
-    *,
-    dataset: str = "fashion-mnist",
-    hidden: Sequence[int] = (10,),
-    batch_size: int = 100,
-    dtypes: Sequence[str] = ("float64", "float32"),
-    l1: float = 1e-3,
-    l2: float = 1e-3,
-    lr: float = 0.03,
-    peers: bool = False,
-    loop: bool = True,
-    repeats: int = 5,
-    seed: int = 0,
-    data_dir: str | None = None,
-    max_rows: int | None = None,
-    progress: bool = False,
-    threads: int | None = None,
-    loop_batches: int = 50,
-    memory: bool = True,
-    data: Any = None,
-    configs: Sequence[dict[str, Any]] | None = None,
-    settle: float = SETTLE,
-) -> dict[str, Any]:
-    """Seconds per epoch of npmlp (matrix, loop), the GEMM-only limit and peers, interleaved.
+@dataclass
+class BenchOptions:
+    """Everything a bench run is told: the data, the training settings and how to measure.
 
-    Parameters
+    Attributes
     ----------
     dataset : str
         A name or path for :func:`npmlp.datasets.load_dataset`; its training split is used.
@@ -554,6 +167,59 @@ def run_bench(
         In-memory data instead of ``dataset`` (``X`` of shape (n, d), ``y`` of shape (n,)).
     settle : float
         Seconds of rest before each timed epoch (:data:`SETTLE`), not timed.
+    """
+
+    dataset: str = "fashion-mnist"
+    hidden: Sequence[int] = (10,)
+    batch_size: int = 100
+    dtypes: Sequence[str] = ("float64", "float32")
+    l1: float = 1e-3
+    l2: float = 1e-3
+    lr: float = 0.03
+    peers: bool = False
+    loop: bool = True
+    repeats: int = 5
+    seed: int = 0
+    data_dir: str | None = None
+    max_rows: int | None = None
+    progress: bool = False
+    threads: int | None = None
+    loop_batches: int = 50
+    memory: bool = True
+    data: Any = field(default=None, repr=False)
+    configs: Sequence[dict[str, Any]] | None = None
+    settle: float = SETTLE
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "repeats", "loop_batches", "threads", "max_rows"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1. Got {value!r} instead.")
+
+    def sections(self) -> list[dict[str, Any]]:
+        """The configurations to run: ``configs`` as given, else one per dtype with ``hidden``."""
+        out: list[dict[str, Any]] = list(self.configs) if self.configs is not None else [
+            {"name": f"h{'-'.join(map(str, self.hidden))}-{dt}", "hidden": tuple(self.hidden), "dtype": dt}
+            for dt in self.dtypes]
+        for c in out:
+            resolve_dtype(c["dtype"])  # raises, naming the valid dtypes
+        return out
+
+    def recorded(self, impls: Sequence[str]) -> dict[str, Any]:
+        """The settings as the document records them."""
+        keep = ("batch_size", "l1", "l2", "lr", "repeats", "seed", "max_rows", "loop_batches")
+        return {"dataset": self.dataset if self.data is None else "in-memory data",
+                **{k: getattr(self, k) for k in keep}, "warmup_rounds": 1, "implementations": list(impls),
+                "settle_seconds": self.settle}
+
+
+def run_bench(options: BenchOptions | None = None, /, **settings: Any) -> dict[str, Any]:
+    """Seconds per epoch of npmlp (matrix, loop), the GEMM-only limit and peers, interleaved.
+
+    Parameters
+    ----------
+    options : BenchOptions, optional
+        What to run; else ``settings`` are :class:`BenchOptions`'s fields by name.
 
     Returns
     -------
@@ -562,82 +228,54 @@ def run_bench(
         "results": {impl: {"median", "min", "max", "runs", "ratio_to_npmlp", ...}},
         "npmlp_over_gemm", "npmlp_over_gemm_best", "order", "memory", ...}], "skipped", "warnings"}``.
     """
-    _check_settings(batch_size=batch_size, repeats=repeats, loop_batches=loop_batches, threads=threads,
-                    max_rows=max_rows)
-    configs = _configs(hidden, dtypes, configs)
-    log = (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)) if progress else None
-    impls, skipped = _implementations(peers=peers, loop=loop)  # imports the peers before pinning threads
-    warnings = []
-    if threads is not None and importlib.util.find_spec("threadpoolctl") is None:
-        warnings.append(f"threads={threads} not applied: threadpoolctl is not installed ({PEER_HINTS['sklearn']})")
-        threads = None
+    o = options if options is not None else BenchOptions(**settings)
+    configs = o.sections()
+    impls, skipped = implementations(peers=o.peers, loop=o.loop)  # imports the peers before pinning threads
+    warnings, threads = _usable_threads(o.threads)
     machine = machine_info(threads)
-    settings = {"dataset": dataset if data is None else "in-memory data", "batch_size": batch_size, "l1": l1,
-                "l2": l2, "lr": lr, "repeats": repeats, "warmup_rounds": 1, "seed": seed, "max_rows": max_rows,
-                "loop_batches": loop_batches, "implementations": impls, "settle_seconds": settle}
-    start, own = _cpu_busy(), _own_cpu()
+    start, own = cpu_busy(), own_cpu()
     with pinned_threads(threads) as count:
-        libs = _blas_libraries()  # now with the pinned thread counts
-        machine.update(blas=libs[0] if libs else None, blas_libraries=libs, blas_threads=count, torch=_torch_info())
-        sections = [_run_config(c, impls=impls, dataset=dataset, data=data, data_dir=data_dir, max_rows=max_rows,
-                                settings=(batch_size, lr, l1, l2, seed), repeats=repeats, loop_batches=loop_batches,
-                                memory=memory, threads=threads, log=log, settle=settle) for c in configs]
-    _after(machine, start, own)
-    warnings = warnings + _busy_warnings(machine) + _steadiness_warnings(sections) + _memory_warnings(sections)
-    return {"machine": machine, "settings": settings, "configs": sections, "skipped": skipped, "warnings": warnings}
+        machine.update(_pinned_facts(count))
+        sections = [_run_config(c, o, impls=impls, threads=threads) for c in configs]
+    record_after(machine, start, own)
+    warnings += busy_warnings(machine) + _steadiness_warnings(sections) + memory_warnings(sections)
+    return {"machine": machine, "settings": o.recorded(impls), "configs": sections, "skipped": skipped,
+            "warnings": warnings}
 
 
-def _check_settings(**values: int | None) -> None:
-    for name, value in values.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1. Got {value!r} instead.")
+def _usable_threads(threads: int | None) -> tuple[list[str], int | None]:
+    """The thread count that can be pinned (threadpoolctl needed), and a warning when it cannot."""
+    import importlib.util
+
+    if threads is not None and importlib.util.find_spec("threadpoolctl") is None:
+        return [f"threads={threads} not applied: threadpoolctl is not installed ({PEER_HINTS['sklearn']})"], None
+    return [], threads
 
 
-def _configs(hidden: Sequence[int], dtypes: Sequence[str], configs: Sequence[dict[str, Any]] | None
-             ) -> list[dict[str, Any]]:
-    """The sections to run: ``configs`` as given, else one per dtype with ``hidden``."""
-    out: list[dict[str, Any]] = list(configs) if configs is not None else [
-        {"name": f"h{'-'.join(map(str, hidden))}-{dt}", "hidden": tuple(hidden), "dtype": dt} for dt in dtypes]
-    for c in out:
-        resolve_dtype(c["dtype"])  # raises, naming the valid dtypes
-    return out
+def _pinned_facts(count: int | None) -> dict[str, Any]:
+    """The BLAS libraries with the thread counts now pinned, and torch's."""
+    from .bench_machine import blas_libraries, torch_info
+
+    libs = blas_libraries()
+    return {"blas": libs[0] if libs else None, "blas_libraries": libs, "blas_threads": count, "torch": torch_info()}
 
 
-def _implementations(*, peers: bool, loop: bool) -> tuple[list[str], dict[str, str]]:
-    """The implementations to time, in order, and the peers skipped with why."""
-    skipped = {name: why for name in PEER_HINTS if peers and (why := _import_peer(name))}
-    wanted = [i for i in IMPLS if (loop or i != "npmlp-loop") and (peers or i not in PEER_HINTS)]
-    return [i for i in wanted if i not in skipped], skipped
+def _log(o: BenchOptions) -> Callable[[str], None] | None:
+    return (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)) if o.progress else None
 
 
-def _torch_info() -> dict[str, Any] | None:
-    torch = sys.modules.get("torch")
-    return {"version": torch.__version__, "threads": torch.get_num_threads()} if torch is not None else None
-
-
-def _after(machine: dict[str, Any], start: tuple[float, float, int] | None, own_before: float) -> None:
-    """Record the load after the run, this run's own CPU use and the others' (from /proc/stat)."""
-    machine["loadavg_after"] = _loadavg()
-    end = _cpu_busy()
-    if start and end and end[0] > start[0]:
-        wall = end[0] - start[0]
-        machine["own_cores"] = round((_own_cpu() - own_before) / wall, 2)
-        machine["others_cores"] = round(max(0.0, (end[1] - start[1]) / wall - machine["own_cores"]), 2)
-
-
-def _run_config(c: dict[str, Any], *, impls: Sequence[str], dataset: str, data: Any, data_dir: str | None,
-                max_rows: int | None, settings: tuple[int, float, float, float, int], repeats: int,
-                loop_batches: int, memory: bool, threads: int | None,
-                log: Callable[[str], None] | None, settle: float) -> dict[str, Any]:
-    X, y, m = training_data(dataset, c["dtype"], data=data, data_dir=data_dir, max_rows=max_rows)
-    batch_size, lr, l1, l2, seed = settings
-    p = Problem(X, y, m, tuple(int(h) for h in c["hidden"]), batch_size, lr, c.get("l1", l1), c.get("l2", l2), seed)
+def _run_config(c: dict[str, Any], o: BenchOptions, *, impls: Sequence[str], threads: int | None) -> dict[str, Any]:
+    """One configuration: its problem, its memory (first: the subprocess runs alone), then its timings."""
+    X, y, m = training_data(o.dataset, c["dtype"], data=o.data, data_dir=o.data_dir, max_rows=o.max_rows)
+    p = Problem(X, y, m, tuple(int(h) for h in c["hidden"]), o.batch_size, o.lr, c.get("l1", o.l1),
+                c.get("l2", o.l2), o.seed)
+    log = _log(o)
     if log:
         log(f"config {c['name']}: hidden {list(p.hidden)}, {c['dtype']}, {X.shape[0]} rows, K={p.batch_size}")
-    mem = measure_memory(p, dataset=dataset, data_dir=data_dir, max_rows=max_rows, in_memory=data is not None,
-                         threads=threads) if memory else None  # first: the subprocess runs alone
-    return {**bench_config(p, name=c["name"], impls=impls, repeats=repeats, loop_batches=loop_batches, log=log,
-                           settle=settle),
+    mem = measure_memory(p, dataset=o.dataset, data_dir=o.data_dir, max_rows=o.max_rows,
+                         in_memory=o.data is not None, threads=threads) if o.memory else None
+    return {**bench_config(p, name=c["name"], impls=impls, repeats=o.repeats, loop_batches=o.loop_batches, log=log,
+                           settle=o.settle),
             "memory": mem}
 
 
@@ -655,72 +293,3 @@ def _steadiness_warnings(sections: list[dict[str, Any]]) -> list[str]:
                            f"of its median between quartiles ({q1:.4f} to {q3:.4f} s): the machine changed speed "
                            f"during the run, ratios unreliable; run again, with more --repeats")
     return out
-
-
-def _memory_warnings(sections: list[dict[str, Any]]) -> list[str]:
-    out = []
-    for s in sections:
-        mem = s.get("memory") or {}
-        if "error" in mem:
-            out.append(f"{s['name']}: memory measurement failed: {mem['error']}")
-        elif mem and not mem["peak_reset"]:
-            out.append(f"{s['name']}: could not reset the peak-RSS mark: the training peak includes loading")
-    return out
-
-
-# -- the table ----------------------------------------------------------------------------------
-def _mb(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-def _header(doc: dict[str, Any]) -> list[str]:
-    m, s = doc["machine"], doc["settings"]
-    b = m.get("blas")
-    blas_text = (f"{b['internal_api']} {b['version']} kernel {b['architecture']}, {b['num_threads']} threads"
-                 if b else "unknown (install threadpoolctl: pip install 'npmlp[bench]')")
-    pinned = "pinned" if m["threads_pinned"] is not None else "not pinned"
-    torch = m.get("torch")
-    env = ", ".join(f"{k}={v if v is not None else '(unset)'}" for k, v in m["env"].items() if k.startswith("OPENBLAS"))
-    load = f"load average {m['loadavg_before']} before, {m.get('loadavg_after')} after"
-    if m.get("others_cores") is not None:
-        load += f"; during the run this process used {m['own_cores']} CPUs, others {m['others_cores']}"
-    return [
-        f"npmlp bench: seconds per epoch on {s['dataset']}, K={s['batch_size']}, lr={s['lr']:g}, "
-        f"l1={s['l1']:g}, l2={s['l2']:g}; median of {s['repeats']} interleaved rounds "
-        f"after {s['warmup_rounds']} warm-up",
-        f"numpy {m['numpy']}; BLAS {blas_text} ({pinned})"
-        + (f"; torch {torch['version']}, {torch['threads']} threads" if torch else ""),
-        f"{m['cpu']}, {m['cpu_count']} CPUs; {env}",
-        load,
-    ]
-
-
-def _section(c: dict[str, Any], skipped: dict[str, str]) -> list[str]:
-    lines = ["", f"[{c['name']}] hidden {c['hidden']}, {c['dtype']}, K={c['batch_size']}, l1={c['l1']:g}, "
-                  f"l2={c['l2']:g}, {c['rows']} rows x {c['features']} features, {c['classes']} classes",
-             f"{'implementation':<14} {'median':>9} {'min':>9} {'max':>9} {'/ npmlp':>8}  note"]
-    for name, r in c["results"].items():
-        lines.append(f"{name:<14} {r['median']:>9.4f} {r['min']:>9.4f} {r['max']:>9.4f} "
-                     f"{r['ratio_to_npmlp']:>7.2f}x  {r['note']}")
-    for name, why in skipped.items():
-        lines.append(f"{name:<14} {'skipped':>9}  {why}")
-    if c.get("npmlp_over_gemm"):
-        lines.append(f"npmlp-matrix takes {c['npmlp_over_gemm']:.2f}x the GEMM-only limit "
-                     f"(medians; fastest rounds: {c['npmlp_over_gemm_best']:.2f}x)")
-    mem = c.get("memory")
-    if mem and "error" not in mem:
-        lines.append(f"memory: data {_mb(mem['data_bytes'])}; interpreter before data {_mb(mem['rss_before_data'])}; "
-                     f"epoch peak {_mb(mem['epoch_peak'])} = before + {mem['epoch_over_data']:.3f}x data "
-                     f"(target {mem['target']:.2f}x: {'met' if mem['within_target'] else 'MISSED'}); "
-                     f"with evaluation {mem['eval_over_data']:.3f}x; loading peaked at {_mb(mem['load_peak'])}")
-    elif mem:
-        lines.append(f"memory: not measured ({mem['error']})")
-    return lines
-
-
-def format_bench(doc: dict[str, Any]) -> str:
-    """A readable table of a :func:`run_bench` document: one section per configuration."""
-    lines = _header(doc) + [f"WARNING: {w}" for w in doc["warnings"]]
-    for c in doc["configs"]:
-        lines += _section(c, doc.get("skipped", {}))
-    return "\n".join(lines)

@@ -167,8 +167,7 @@ def timing(demo: Demo, data: Dataset) -> None:
     seconds = {}
     for backprop in ("loop", "matrix"):
         config = TrainConfig(hidden=[10], batch_size=100, lr=0.03, l1=1e-3, l2=1e-3, backprop=backprop, seed=demo.seed)
-        rng = np.random.default_rng(demo.seed)
-        trainer = Trainer(config.build(X.shape[1], data.n_classes, rng), config, rng)
+        trainer = Trainer.new(config, X.shape[1], data.n_classes)
         runs = []
         for _ in range(1 if backprop == "loop" else 3):
             tic = time.perf_counter()
