@@ -21,10 +21,9 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from . import __version__
+from .atomicfile import atomic_write_json, atomic_write_text
 from .datasets import NAMED, Dataset, load_dataset
 from .persistence import (
-    atomic_write_json,
-    atomic_write_text,
     load_checkpoint,
     remove_checkpoint,
     run_status,
