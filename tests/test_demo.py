@@ -57,3 +57,27 @@ def test_demo_without_image_data_says_what_it_skipped(tmp_path: Path, monkeypatc
     assert "~/.cache/npmlp/mnist/" in html and "fashion-mnist not found" in html
     assert images_in(html) == 4  # gradcheck and the circles figures still run
     assert len(summary["skipped"]) == 2
+
+
+def test_demo_reruns_over_its_own_output_and_refuses_other_files(tmp_path: Path, monkeypatch, capsys) -> None:
+    def circles_only(name: str, **kw):
+        if name == "circles":
+            return real(name, **kw)
+        raise DataError(f"{name} not found")
+
+    real = demo_module.load_dataset
+    monkeypatch.setattr(demo_module, "load_dataset", circles_only)
+    out = tmp_path / "demo"
+    for _ in range(2):  # `make demo` twice: the second replaces the first's output
+        path, _ = demo_module.run_demo(out, fast=True)
+        assert path == out / "report.html" and path.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging directory left
+    (out / "gradcheck.png").unlink()  # an old file the new demo will write again
+    (out / "notes.txt").write_text("mine")
+    demo_module.run_demo(out, fast=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "gradcheck.png").is_file()
+    other = tmp_path / "thesis"
+    other.mkdir()
+    (other / "chapter1.tex").write_text("x")
+    assert main(["demo", "--fast", "--out", str(other)]) == 2
+    assert "holds files that npmlp demo did not write" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Atomic writes, model files and checkpoints: round trips, tampering, crashes, full disks."""
+"""Model files and checkpoints: round trips, tampering, crashes, full disks."""
 
 from __future__ import annotations
 
@@ -65,70 +65,39 @@ def saved(tmp_path: Path) -> Saved:
     return P.save_model(tmp_path / "run", net, training={"lr": 0.1, "epochs": 5}), net
 
 
+def as_format_1(directory: Path) -> None:
+    """Turn a saved model into what npmlp wrote before format 2: no config inside model.npz."""
+    arrays = read_arrays(directory / "model.npz")
+    del arrays["config"]
+    write_npz(directory / "model.npz", arrays)
+    edit_json(directory / "config.json", lambda c: c.update(format_version=1))
+
+
+@pytest.fixture
+def saved_v1(saved: Saved) -> Saved:
+    as_format_1(saved[0])
+    return saved
+
+
+def edit_config(directory: Path, edit: Callable[[dict[str, Any]], None], fmt: int = 2) -> None:
+    """Edit the config a loader reads: inside model.npz (format 2) or config.json (format 1)."""
+    if fmt == 1:
+        return edit_json(directory / "config.json", edit)
+    arrays = read_arrays(directory / "model.npz")
+    doc = json.loads(arrays["config"].tobytes())
+    edit(doc)
+    arrays["config"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    write_npz(directory / "model.npz", arrays)
+
+
+def in_format(message: str, fmt: int) -> str:
+    """A format-1 message names config.json; format 2 names model.npz, where its config is."""
+    return message if fmt == 1 else message.replace(r"config\.json", r"model\.npz")
+
+
 def test_all_is_sorted_and_exists() -> None:
     assert P.__all__ == sorted(P.__all__)
     assert all(hasattr(P, name) for name in P.__all__)
-
-
-# -- atomic writes -------------------------------------------------------------------
-def test_atomic_writers_round_trip(tmp_path: Path) -> None:
-    assert P.atomic_write_bytes(tmp_path / "a.bin", b"\x00\xff").read_bytes() == b"\x00\xff"
-    assert P.atomic_write_text(tmp_path / "a.txt", "é\nx\n").read_bytes() == "é\nx\n".encode()
-    obj = {"a": [1, 2.5], "n": np.float32(0.5), "i": np.int64(3), "arr": np.arange(2), "p": tmp_path}
-    P.atomic_write_json(tmp_path / "a.json", obj)
-    text = (tmp_path / "a.json").read_text()
-    assert text.startswith('{\n  "a": [') and text.endswith("}\n")
-    assert json.loads(text) == {"a": [1, 2.5], "n": 0.5, "i": 3, "arr": [0, 1], "p": str(tmp_path)}
-    assert files_in(tmp_path) == {"a.bin", "a.txt", "a.json"}
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), np.float32("nan")])
-def test_atomic_write_json_refuses_nonfinite_and_keeps_the_old_file(tmp_path: Path, bad: float) -> None:
-    path = P.atomic_write_json(tmp_path / "h.json", {"loss": 1.0})
-    with pytest.raises(ValueError, match=r"cannot write .*h\.json as JSON.*nan and inf"):
-        P.atomic_write_json(path, {"loss": [0.5, bad]})
-    assert json.loads(path.read_text()) == {"loss": 1.0}
-    assert files_in(tmp_path) == {"h.json"}
-
-
-def test_atomic_write_json_refuses_objects(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="not JSON serializable"):
-        P.atomic_write_json(tmp_path / "x.json", {"f": object()})
-    assert files_in(tmp_path) == set()
-
-
-def test_atomic_open_error_in_block_keeps_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
-    path = P.atomic_write_bytes(tmp_path / "f.bin", b"old")
-    with pytest.raises(RuntimeError, match="boom"), P.atomic_open(path) as f:
-        f.write(b"new, half written")
-        raise RuntimeError("boom")
-    assert path.read_bytes() == b"old"
-    assert files_in(tmp_path) == {"f.bin"}
-
-
-def test_atomic_open_text_mode_and_bad_mode(tmp_path: Path) -> None:
-    with P.atomic_open(tmp_path / "t.csv", "w") as f:
-        f.write("a,b\r\n1,2\n")
-    assert (tmp_path / "t.csv").read_bytes() == b"a,b\r\n1,2\n"
-    with (
-        pytest.raises(ValueError, match="mode must be 'wb' or 'w'. Got 'ab' instead."),
-        P.atomic_open(tmp_path / "t.csv", "ab"),
-    ):
-        pass
-
-
-def test_atomic_open_file_mode_follows_umask(tmp_path: Path) -> None:
-    old = os.umask(0o027)
-    try:
-        path = P.atomic_write_bytes(tmp_path / "m.bin", b"x")
-    finally:
-        os.umask(old)
-    assert path.stat().st_mode & 0o777 == 0o640  # not mkstemp's 0o600
-
-
-def test_atomic_open_missing_directory_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"cannot write .*nowhere.*f\.bin"):
-        P.atomic_write_bytes(tmp_path / "nowhere" / "f.bin", b"x")
 
 
 # -- model round trips ---------------------------------------------------------------
@@ -144,8 +113,10 @@ def test_model_round_trips_bit_exactly(tmp_path: Path, dtype: str, sizes: list[i
     assert (back.activation, back.l1, back.l2) == ("rect", net.l1, net.l2)
     assert config["training"] == {"optimizer": "adam", "lr": 0.01}
     assert config["architecture"] == {"sizes": sizes, "activation": "rect", "dtype": dtype}
-    assert config["format_version"] == 1 and config["sha256"] == P.arrays_sha256(net.params)
-    assert read_arrays(tmp_path / "model.npz").keys() == net.params.keys()  # plain np.load works
+    assert config["format_version"] == 2 and config["sha256"] == P.arrays_sha256(net.params)
+    arrays = read_arrays(tmp_path / "model.npz")  # plain np.load works
+    assert list(arrays) == [*net.params, "config"]
+    assert arrays["config"].tobytes() == (tmp_path / "config.json").read_bytes()  # one text, twice
     X = np.random.default_rng(1).normal(size=(7, sizes[0]))
     np.testing.assert_array_equal(net.predict_proba(X), back.predict_proba(X))
 
@@ -191,14 +162,13 @@ def test_arrays_sha256_ignores_layout_but_not_names_shapes_or_values() -> None:
 
 # -- hostile model files -------------------------------------------------------------
 def tamper_arrays(directory: Path, edit: Callable[[dict[str, np.ndarray]], None], *,
-                  fix_checksum: bool = False, compressed: bool = False) -> None:
+                  fix_checksum: bool = False, compressed: bool = False, fmt: int = 2) -> None:
     arrays = read_arrays(directory / "model.npz")
     edit(arrays)
     write_npz(directory / "model.npz", arrays, compressed=compressed)
     if fix_checksum:
         order = [f"{p}{layer}" for layer in range(1, len(arrays) // 2 + 1) for p in "Wb"]
-        edit_json(directory / "config.json",
-                  lambda c: c.update(sha256=P.arrays_sha256({k: arrays[k] for k in order})))
+        edit_config(directory, lambda c: c.update(sha256=P.arrays_sha256({k: arrays[k] for k in order})), fmt)
 
 
 def _bump(a: dict[str, np.ndarray]) -> None:
@@ -229,16 +199,19 @@ ARRAY_TAMPERING = {
         lambda a: a.update(W1=a["W1"].T.copy()), {}, r"W1 has shape \(2, 3\) .*config\.json says \(3, 2\)"),
     "nan with a valid checksum": (
         _nan, {"fix_checksum": True}, r"model\.npz holds nan/inf in W2: refusing to load it"),
-    "compressed archive": (lambda a: None, {"compressed": True}, r"W1 is compressed; npmlp reads uncompressed"),
+    "compressed archive": (lambda a: None, {"compressed": True}, r"(W1|config) is compressed"),
 }
 
 
+@pytest.mark.parametrize("fmt", [2, 1])
 @pytest.mark.parametrize("case", list(ARRAY_TAMPERING))
-def test_tampered_arrays_are_refused(saved: Saved, case: str) -> None:
+def test_tampered_arrays_are_refused(saved: Saved, case: str, fmt: int) -> None:
     directory, _ = saved
+    if fmt == 1:
+        as_format_1(directory)
     edit, options, message = ARRAY_TAMPERING[case]
-    tamper_arrays(directory, edit, **options)
-    with pytest.raises(ModelFileError, match=message):
+    tamper_arrays(directory, edit, **options, fmt=fmt)
+    with pytest.raises(ModelFileError, match=in_format(message, fmt)):
         P.load_model(directory)
 
 
@@ -267,9 +240,9 @@ CONFIG_TAMPERING = {
         _set("architecture", "dtype", value="float16"),
         r"'architecture\.dtype' must be one of float64, float32. Got 'float16' instead"),
     "newer format": (
-        _set("format_version", value=2),
-        r"format_version 2, newer than this npmlp .* reads \(up to 1\): upgrade npmlp"),
-    "format zero": (_set("format_version", value=0), r"'format_version' must be 1 to 1. Got 0 instead"),
+        _set("format_version", value=3),
+        r"format_version 3, newer than this npmlp .* reads \(up to 2\): upgrade npmlp"),
+    "format zero": (_set("format_version", value=0), r"'format_version' must be 1 to 2. Got 0 instead"),
     "format as bool": (_set("format_version", value=True), r"'format_version' must be an integer. Got True instead"),
     "no checksum": (lambda c: c.pop("sha256"), r"config\.json lacks the key 'sha256'"),
     "bad checksum text": (_set("sha256", value="XYZ"), r"'sha256' must be 64 lowercase hex digits"),
@@ -292,13 +265,46 @@ CONFIG_TAMPERING = {
 }
 
 
+@pytest.mark.parametrize("fmt", [2, 1])
 @pytest.mark.parametrize("case", list(CONFIG_TAMPERING))
-def test_lying_configs_are_refused(saved: Saved, case: str) -> None:
+def test_lying_configs_are_refused(saved: Saved, case: str, fmt: int) -> None:
     directory, _ = saved
+    if fmt == 1:
+        as_format_1(directory)
     edit, message = CONFIG_TAMPERING[case]
-    edit_json(directory / "config.json", edit)
-    with pytest.raises(ModelFileError, match=message):
+    edit_config(directory, edit, fmt)
+    with pytest.raises(ModelFileError, match=in_format(message, fmt)):
         P.load_model(directory)
+
+
+def test_format_2_reads_its_own_config_and_never_config_json(saved: Saved) -> None:
+    directory, net = saved
+    (directory / "config.json").write_text("{not json")  # the human-readable copy: never read
+    assert_same_params(net.params, P.load_model(directory)[0].params)
+    arrays = read_arrays(directory / "model.npz")
+    write_npz(directory / "model.npz", {**arrays, "config": np.frombuffer(b"{not json", dtype=np.uint8)})
+    with pytest.raises(ModelFileError, match=r"model\.npz: config is not valid JSON"):
+        P.load_model(directory)
+    write_npz(directory / "model.npz", {**arrays, "config": arrays["config"].astype(np.int16)})
+    with pytest.raises(ModelFileError, match=r"model\.npz: config must be a 1-D uint8 array"):
+        P.load_model(directory)
+
+
+def test_format_1_config_json_claiming_format_2_is_a_mixed_pair(saved_v1: Saved) -> None:
+    directory, _ = saved_v1
+    edit_json(directory / "config.json", lambda c: c.update(format_version=2))
+    with pytest.raises(ModelFileError, match=r"config\.json has format_version 2 but .*model\.npz holds no config "
+                                             r"of its own: the two files do not belong together"):
+        P.load_model(directory)
+
+
+def test_extra_config_entries_round_trip_and_cannot_redefine_the_model(tmp_path: Path) -> None:
+    net = make_net([2, 3, 2])
+    P.save_model(tmp_path, net, extra={"data": {"sha256": "ab", "split_seed": 3}})
+    assert P.load_model(tmp_path)[1]["data"] == {"sha256": "ab", "split_seed": 3}
+    with pytest.raises(ValueError, match="extra must not redefine the config's own keys. Got arrays, sha256."):
+        P.save_model(tmp_path / "x", net, extra={"sha256": "00", "arrays": {}})
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -310,8 +316,8 @@ def test_lying_configs_are_refused(saved: Saved, case: str) -> None:
     ("[" * 100_000 + "]" * 100_000, r"config\.json is not valid JSON"),
     ("\udcff", r"config\.json is not valid JSON"),
 ])
-def test_non_json_configs_are_refused(saved: Saved, text: str, message: str) -> None:
-    directory, _ = saved
+def test_non_json_configs_are_refused(saved_v1: Saved, text: str, message: str) -> None:
+    directory, _ = saved_v1
     (directory / "config.json").write_bytes(text.encode("utf-8", "surrogateescape"))
     with pytest.raises(ModelFileError, match=message):
         P.load_model(directory)
@@ -353,8 +359,8 @@ def npy_bytes(header: dict[str, Any], payload: bytes) -> bytes:
     return f.getvalue() + payload
 
 
-def test_lying_npy_headers_never_allocate_what_they_claim(saved: Saved) -> None:
-    directory, net = saved
+def test_lying_npy_headers_never_allocate_what_they_claim(saved_v1: Saved) -> None:
+    directory, net = saved_v1
     members = {f"{k}.npy": npy_bytes({"descr": "<f8", "fortran_order": False, "shape": v.shape}, v.tobytes())
                for k, v in net.params.items()}
     # W1 claims 8e18 bytes; np.load would try to allocate them before reading.
@@ -372,8 +378,8 @@ def test_lying_npy_headers_never_allocate_what_they_claim(saved: Saved) -> None:
         P.load_model(directory)
 
 
-def test_duplicate_and_stray_members_are_refused(saved: Saved) -> None:
-    directory, net = saved
+def test_duplicate_and_stray_members_are_refused(saved_v1: Saved) -> None:
+    directory, net = saved_v1
     members = {f"{k}.npy": npy_bytes({"descr": "<f8", "fortran_order": False, "shape": v.shape}, v.tobytes())
                for k, v in net.params.items()}
     write_member(directory / "model.npz", {**members, "notes.txt": b"hi"})
@@ -417,26 +423,28 @@ def test_crash_before_the_renames_leaves_the_previous_model(saved: Saved, monkey
     assert_same_params(net.params, P.load_model(directory)[0].params)
 
 
-def test_crash_between_the_renames_is_detected_not_loaded(saved: Saved, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_between_the_renames_leaves_the_new_model_whole(saved: Saved, monkeypatch: pytest.MonkeyPatch) -> None:
     directory, _ = saved
+    new = make_net([2, 5, 2], seed=7)
     failing_replace(monkeypatch, 2, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError):
-        P.save_model(directory, make_net([2, 3, 2], seed=7))
+        P.save_model(directory, new, training={"lr": 0.5})
     monkeypatch.undo()
-    assert files_in(directory) == {"model.npz", "config.json"}
-    with pytest.raises(ModelFileError, match="does not match its checksum in config.json"):
-        P.load_model(directory)
+    assert files_in(directory) == {"model.npz", "config.json"}  # the new model.npz, the old config.json
+    back, config = P.load_model(directory)  # model.npz carries its own config: never a mix
+    assert_same_params(new.params, back.params)
+    assert config["training"] == {"lr": 0.5} and config["architecture"]["sizes"] == [2, 5, 2]
 
 
-def test_config_json_is_the_commit_point_of_a_first_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_npz_is_the_commit_point_of_a_first_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = make_net([2, 3, 2])
     failing_replace(monkeypatch, 2, RuntimeError("simulated crash"))
     with pytest.raises(RuntimeError):
-        P.save_model(tmp_path, make_net([2, 3, 2]))
+        P.save_model(tmp_path, net)
     monkeypatch.undo()
-    assert files_in(tmp_path) == {"model.npz"}  # arrays without a config: no model yet
-    assert P.run_status(tmp_path) == "fresh"
-    with pytest.raises(ModelFileError, match=r"config\.json is missing"):
-        P.load_model(tmp_path)
+    assert files_in(tmp_path) == {"model.npz"}  # config.json, the readable copy, not yet there
+    assert P.run_status(tmp_path) == "finished"
+    assert_same_params(net.params, P.load_model(tmp_path)[0].params)
 
 
 class FullDisk(io.FileIO):
@@ -463,7 +471,7 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, room: int) -> None:
     monkeypatch.setattr(os, "fdopen", fdopen)
 
 
-@pytest.mark.parametrize("room", [0, 300, 1500])  # in model.npz, in config.json
+@pytest.mark.parametrize("room", [0, 300, 1500, 3500])  # in model.npz (3163 bytes), then in config.json
 def test_full_disk_names_the_files_and_keeps_the_previous_model(saved: Saved, monkeypatch: pytest.MonkeyPatch,
                                                                 room: int) -> None:
     directory, net = saved
@@ -475,18 +483,6 @@ def test_full_disk_names_the_files_and_keeps_the_previous_model(saved: Saved, mo
     monkeypatch.undo()
     assert files_in(directory) == {"model.npz", "config.json"}
     assert_same_params(net.params, P.load_model(directory)[0].params)
-
-
-def test_full_disk_at_fsync_is_reported_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = P.atomic_write_text(tmp_path / "history.json", "[]\n")
-
-    def fsync(fd: int) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(os, "fsync", fsync)
-    with pytest.raises(OSError, match=r"cannot write .*history\.json: No space left on device") as info:
-        P.atomic_write_json(path, [1, 2])
-    assert info.value.errno == errno.ENOSPC
-    assert path.read_text() == "[]\n" and files_in(tmp_path) == {"history.json"}
 
 
 def test_full_disk_on_a_first_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,15 +165,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _setting_flags(p, TrainConfig, [n for n in declared(TrainConfig) if n != "seed"])  # --seed is common
     _data_flags(p, required=False)
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/<dataset>)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out DIR")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default: a new runs/<dataset>, runs/<dataset>-2, ...)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out DIR, with its settings")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out DIR, once the new one has a model (the old one stays until then)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--no-pictures", action="store_true", help="skip the plots and the HTML report")
     p.set_defaults(run=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runs import run, summary
+    from .runs import publishable, run, summary
 
     if args.dataset is None and not args.resume:
         raise ValueError("--dataset is required (circles, mnist, fashion-mnist or a path), unless --resume --out DIR.")
@@ -181,9 +184,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --out DIR: the directory of the interrupted run.")
     config = TrainConfig(**{name: getattr(args, name) for name in declared(TrainConfig)})
     data = DataSpec(args.dataset or "", **{name: getattr(args, name) for name in declared(DataSpec)})
-    out = Path(args.out) if args.out else Path("runs") / Path(args.dataset).stem
     progress = not (args.quiet or args.json)
-    result, dataset = run(config, data, out=out, resume=args.resume, progress=progress, pictures=not args.no_pictures)
+    result, dataset, out = run(config, data, out=Path(args.out) if args.out else None, runs_root=Path("runs"),
+                               resume=args.resume, overwrite=args.overwrite, given=given_flags(args),
+                               progress=progress, pictures=not args.no_pictures)
     doc = summary(result, dataset, out)
     final = result.final()
     line = (f"{dataset.name}: {result.epochs_run} epochs ({result.stopped_because}); "
@@ -192,10 +196,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"npmlp train: interrupted; checkpoint saved. Resume with: npmlp train --resume --out {out}", file=sys.stderr)
         emit(args, doc, line)
         return 130
+    if not publishable(result):
+        emit(args, doc, f"{line}\nno model written" + (f"; {out}/ keeps what was there" if args.overwrite else ""))
+        raise DivergenceError(result.message or f"the run stopped ({result.stopped_because}) without a model.")
     emit(args, doc, f"{line}\nwrote {out}/")
-    if result.stopped_because == "diverged":
-        raise DivergenceError(result.message)
     return 0
+
+
+def given_flags(args: argparse.Namespace) -> set[str]:
+    """The destinations of the flags given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    stack: list[argparse.ArgumentParser] = [parser]
+    while stack:  # every default of every subcommand becomes "absent"
+        for action in stack.pop()._actions:
+            action.default = argparse.SUPPRESS
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    given = vars(parser.parse_args(args.argv))
+    return {k for k in given if k not in ("command", "run")}
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -364,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 check failed, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.run(args))
     except DivergenceError as exc:

@@ -59,9 +59,9 @@ from typing import IO, Any, Protocol, Union
 import numpy as np
 from numpy.typing import NDArray
 
+from .atomicfile import atomic_open
 from .errors import DataError
 from .network import DTYPES, Array, Labels, resolve_dtype
-from .persistence import atomic_open
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -16,6 +16,7 @@ and the report says how to get the files.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from . import plots
+from .atomicfile import locked_directory
 from .datasets import Dataset, load_dataset
-from .errors import DataError
+from .errors import DataError, RunDirectoryError
 from .gradcheck import check_gradients
 from .network import MLP
 from .report import (
@@ -41,7 +43,17 @@ from .report import (
     settings_table,
     write_report,
 )
-from .runs import DataSpec, run, settings_line
+from .runs import (
+    LEGACY_OUTPUTS,
+    MANIFEST_FILE,
+    DataSpec,
+    files_under,
+    publish,
+    run,
+    settings_line,
+    staging_dir,
+    write_manifest,
+)
 from .training import TrainConfig, Trainer, train
 
 #: Hyperparameters for one hidden layer on MNIST-format data, found by
@@ -191,7 +203,7 @@ def tuned(demo: Demo, data: Dataset) -> None:
     settings = dict(TUNED, epochs=2) if demo.fast else dict(TUNED)
     config = TrainConfig(seed=demo.seed, **settings)
     tic = time.perf_counter()
-    result, data = run(config, DataSpec(data.name, data_dir=demo.data_dir), out=demo.out / "tuned", progress=True,
+    result, data, _ = run(config, DataSpec(data.name, data_dir=demo.data_dir), out=demo.out / "tuned", progress=True,
                        dataset=data)
     seconds = time.perf_counter() - tic
     final = result.final()
@@ -215,11 +227,47 @@ STEPS: list[tuple[str, Callable[[Demo], None]]] = [
 ]
 
 
+#: What the demo wrote before it kept a manifest: a directory holding the first two is an old demo's output.
+LEGACY_DEMO_FILES = ("report.html", "gradcheck.png", "circles_1.png", "circles_2.png", "circles_grid.png",
+                     "timing.png", *(f"tuned/{name}" for name in LEGACY_OUTPUTS))
+
+
+def demo_owns(out: Path) -> bool:
+    """Whether ``out`` is new, empty, or holds only what an earlier demo wrote (and files it did not touch)."""
+    if not out.exists():
+        return True
+    if (out / MANIFEST_FILE).is_file():
+        return "npmlp demo" in (out / MANIFEST_FILE).read_text(encoding="utf-8", errors="replace")
+    if (out / "report.html").is_file() and (out / "gradcheck.png").is_file():
+        write_manifest(out, [f for f in LEGACY_DEMO_FILES if (out / f).is_file()], written_by="npmlp demo")
+        return True
+    return not files_under(out)
+
+
 def run_demo(
     out: Path, *, fast: bool = False, seed: int = 0, data_dir: str | None = None
 ) -> tuple[Path, dict[str, Any]]:
-    """Run every part of the demo, write ``out/report.html``; returns its path and a summary."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Run every part of the demo into a staging directory, then replace the previous demo in ``out`` with it.
+
+    The demo owns ``out``: it refuses a directory holding anything else, replaces only the
+    files an earlier demo wrote (its manifest lists them), and a demo that fails half-way
+    leaves the previous one whole. Returns the path of ``out/report.html`` and a summary.
+    """
+    if not demo_owns(out):
+        raise RunDirectoryError(f"{out} holds files that npmlp demo did not write: choose another --out.")
+    with locked_directory(out, what="demo"):
+        stage = staging_dir(out)
+        try:
+            with locked_directory(stage, what="demo"):
+                summary = _run_demo_into(stage, fast=fast, seed=seed, data_dir=data_dir)
+            write_manifest(stage, files_under(stage), written_by="npmlp demo")
+            publish(stage, out, first=())
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return out / "report.html", summary
+
+
+def _run_demo_into(out: Path, *, fast: bool, seed: int, data_dir: str | None) -> dict[str, Any]:
     demo, tic = Demo(out, fast=fast, seed=seed, data_dir=data_dir), time.perf_counter()
     for i, (title, step) in enumerate(STEPS, start=1):
         demo.say(f"[{i}/4] {title}")
@@ -238,8 +286,8 @@ def run_demo(
         f"in {demo.summary['seconds']:.0f} s."
         + (" Fast mode: small data and few epochs, for tests." if fast else ""))])
     title = "npmlp demo: the seed's experiments"
-    path = write_report(out / "report.html", title=title, sections=[intro, *demo.sections])
-    return path, demo.summary
+    write_report(out / "report.html", title=title, sections=[intro, *demo.sections])
+    return demo.summary
 
 
 def _percent(final: dict[str, float | None], split: str) -> float:

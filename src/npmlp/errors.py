@@ -17,3 +17,7 @@ class ModelFileError(NpmlpError, ValueError):
 
 class DivergenceError(NpmlpError, ArithmeticError):
     """Training produced a non-finite loss or parameter."""
+
+
+class RunDirectoryError(NpmlpError, ValueError):
+    """An output directory is in use by another writer, or holds something a command will not replace."""

@@ -1,30 +1,31 @@
-"""Safe files: atomic writes, model files and training checkpoints.
+"""Safe files: model files and training checkpoints.
 
-Atomic writes
--------------
-Every file npmlp writes goes through :func:`atomic_open` (or its one-call helpers): the bytes
-go to a hidden temporary file ``.NAME.RANDOM.tmp`` in the target's directory, are flushed and
-fsynced, then ``os.replace`` swaps the file in and the directory is fsynced. A reader sees the
-old file or the new one, never half of one. On any error, a full disk included, the temporary
-file is removed, the old file is untouched and an ``OSError`` naming the path propagates.
+Every file is written through :mod:`npmlp.atomicfile` (temporary file, fsync, rename).
 
 Model files: ``DIR/model.npz`` and ``DIR/config.json``
 ------------------------------------------------------
 ``model.npz`` is an uncompressed ``np.savez`` archive of the parameters ``W1, b1, W2, b2, ...``,
-float32 or float64, loadable with ``allow_pickle=False``. ``config.json`` holds::
+float32 or float64, and (format 2) a uint8 array ``config`` holding the UTF-8 text of the
+config document; all of it loadable with ``allow_pickle=False``. The config document::
 
-    {"format_version": 1, "npmlp_version": "0.1.0",
+    {"format_version": 2, "npmlp_version": "0.1.0",
      "architecture": {"sizes": [d, h1, ..., m], "activation": "rect", "dtype": "float64"},
      "penalty": {"l1": [...], "l2": [...]},          # one value per weight matrix
      "training": {...},                               # the caller's flags, to retrain
      "arrays": {"W1": {"shape": [h1, d], "dtype": "float64"}, ...},
-     "sha256": "<arrays_sha256 of the parameters in the order W1, b1, W2, ...>"}
+     "sha256": "<arrays_sha256 of the parameters in the order W1, b1, W2, ...>",
+     ...}                                             # the caller's extra entries (save_model(extra=))
 
-Both files are written to temporary files and fsynced first; then ``model.npz`` is renamed
-into place, ``config.json`` last. ``config.json`` is the commit point: a loader starts from it,
-and its checksum says which arrays belong to it, so a crash in the two-rename window (new
-``model.npz``, old ``config.json``) is reported as a checksum mismatch, never loaded as a
-silently wrong model; a crash at any other moment leaves the old pair or the new pair whole.
+``config.json`` holds the same text, for people and other tools. Both files are written to
+temporary files and fsynced first; then ``model.npz`` is renamed into place, ``config.json``
+right after. The rename of ``model.npz`` is the commit point: it carries its own config, so a
+reader (:func:`load_model` opens it once and reads both from that one file) sees the old model
+or the new one, never a mix, even while a run replaces it; ``config.json`` is never read when
+``model.npz`` has a config of its own.
+
+Format 1 (written by npmlp before format 2, still read): ``model.npz`` holds only the
+parameters and ``config.json`` is the config; its checksum says which arrays belong to it, so a
+mixed pair is reported as a checksum mismatch, never loaded as a silently wrong model.
 
 Checkpoints: ``DIR/checkpoint/``
 --------------------------------
@@ -55,24 +56,21 @@ import re
 import struct
 import zipfile
 import zlib
-from contextlib import contextmanager, suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Literal, Mapping, Sequence
+from typing import IO, Any, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .atomicfile import _fsync_dir, _json_text, _staged
 from .errors import ModelFileError
 from .network import DTYPES, MLP
 
 __all__ = [
     "Checkpoint",
     "arrays_sha256",
-    "atomic_open",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
     "load_checkpoint",
     "load_model",
     "remove_checkpoint",
@@ -84,9 +82,10 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 Listing = dict[str, tuple[tuple[int, ...], np.dtype]]
 
-FORMAT_VERSION = 1
-CHECKPOINT_FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+CHECKPOINT_FORMAT_VERSION = 2
 MODEL_FILE = "model.npz"
+EMBEDDED_CONFIG = "config"  # format 2: model.npz's uint8 member holding config.json's text
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoint"
 META_FILE = "meta.json"
@@ -102,134 +101,6 @@ _OUR_TEMP = re.compile(r"\.(arrays-[0-9a-f]{16}\.npz|meta\.json)\.[0-9a-f]{8}\.t
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, OverflowError,
                 RuntimeError, NotImplementedError, struct.error, zlib.error, zipfile.BadZipFile,
                 zipfile.LargeZipFile)
-
-
-# -- atomic writes -------------------------------------------------------------------
-def _open_temp(path: Path, mode: str) -> tuple[Path, IO[Any]]:
-    """Create ``.NAME.RANDOM.tmp`` beside ``path``, mode 0o666 less the umask like ``open``."""
-    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        return tmp, (os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8", newline=""))
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make renames in ``directory`` durable; best effort, as some systems cannot open a directory."""
-    with suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_error(paths: Sequence[Path], replaced: Sequence[Path], exc: OSError) -> OSError:
-    """The error to raise when writing ``paths`` failed: it names them and says what was kept."""
-    kept = ("the previous contents are unchanged" if not replaced else
-            f"{', '.join(map(str, replaced))} was replaced, the rest kept their previous contents")
-    message = f"cannot write {', '.join(map(str, paths))}: {exc.strerror or exc}; {kept}."
-    return OSError(exc.errno, message) if exc.errno is not None else OSError(message)
-
-
-@contextmanager
-def _staged(targets: Sequence[tuple[Path, str]]) -> Iterator[list[IO[Any]]]:
-    """Write several files at once, then rename them into place in the order given.
-
-    Every file is complete and fsynced before the first rename, so the only window in
-    which a crash leaves a mix of old and new files is between the renames.
-    """
-    temps: list[tuple[Path, Path, IO[Any]]] = []
-    replaced: list[Path] = []
-    try:
-        for path, mode in targets:
-            temps.append((path, *_open_temp(path, mode)))
-        yield [f for _, _, f in temps]
-        for _, _, f in temps:
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-        for path, tmp, _ in temps:
-            os.replace(tmp, path)
-            replaced.append(path)
-    except OSError as exc:
-        raise _write_error([p for p, _ in targets], replaced, exc) from exc
-    finally:
-        for path, tmp, f in temps:
-            with suppress(OSError):
-                f.close()
-            if path not in replaced:
-                with suppress(OSError):
-                    os.unlink(tmp)
-    for directory in {p.parent for p, _ in targets}:
-        _fsync_dir(directory)
-
-
-@contextmanager
-def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open ``path`` for writing so that it is replaced whole or not at all.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file to write; its directory must exist.
-    mode : {"wb", "w"}
-        Binary, or UTF-8 text without newline translation.
-
-    Yields
-    ------
-    A file object on a temporary file beside ``path``. When the ``with`` block ends
-    normally the file is flushed, fsynced and renamed to ``path``; when it raises, the
-    temporary file is removed and ``path`` keeps its previous contents. An ``OSError``
-    (a full disk, say) comes out as an ``OSError`` with the same errno naming ``path``.
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"mode must be 'wb' or 'w'. Got {mode!r} instead.")
-    with _staged([(Path(path), mode)]) as (f,):
-        yield f
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`); return the path."""
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-    return Path(path)
-
-
-def atomic_write_text(path: PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically as UTF-8, newlines as given; return the path."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: PathLike, obj: Any) -> Path:
-    """Write ``obj`` to ``path`` atomically as JSON (indent 2); return the path.
-
-    NumPy scalars and arrays become numbers and lists. Raises ``ValueError`` for nan or
-    inf (JSON has no such numbers; Python would write a non-standard ``NaN``) and
-    ``TypeError`` for other objects, before anything is written.
-    """
-    return atomic_write_text(path, _json_text(obj, path))
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-def _json_text(obj: Any, path: PathLike) -> str:
-    """``obj`` as JSON text for ``path``, finite numbers only."""
-    try:
-        return json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n"
-    except ValueError as exc:
-        raise ValueError(f"cannot write {path} as JSON: {exc} (nan and inf have no JSON form).") from exc
-    except TypeError as exc:
-        raise TypeError(f"cannot write {path} as JSON: {exc}.") from exc
 
 
 # -- checksums -----------------------------------------------------------------------
@@ -292,6 +163,11 @@ def _read_json(path: Path, hint: str = "") -> dict[str, Any]:
         raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}.") from exc
     if len(raw) > MAX_JSON_BYTES:
         raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES} bytes: it is not an npmlp file.")
+    return _parse_json(raw, path)
+
+
+def _parse_json(raw: bytes, path: Path | str) -> dict[str, Any]:
+    """The JSON object in the bytes ``raw`` read from ``path``, finite numbers only."""
     try:
         doc = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
@@ -411,10 +287,14 @@ def _check_members(zf: zipfile.ZipFile, want: Listing, path: Path, source: Path,
         _check_member(zf, name, shape_dtype, path, source, file_size)
 
 
-def _read_npz(path: Path, want: Listing, source: Path) -> dict[str, NDArray[Any]]:
-    """Read exactly the arrays ``source`` lists from the archive ``path``, checked before read."""
+def _read_npz(path: Path, want: Listing, source: Path, opened: IO[bytes] | None = None) -> dict[str, NDArray[Any]]:
+    """Read exactly the arrays ``source`` lists from the archive ``path``, checked before read.
+
+    ``opened``: the archive already open (the same file a caller read something else from).
+    """
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") if opened is None else nullcontext(opened) as fh:
+            fh.seek(0)
             if fh.read(4) != b"PK\x03\x04":
                 raise ModelFileError(f"{path} is not an .npz archive: it does not start with a zip header.")
             with zipfile.ZipFile(fh) as zf:
@@ -455,7 +335,8 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
     training : dict, optional
         JSON-able flags needed to retrain the model, stored as ``config["training"]``.
     extra : dict, optional
-        More JSON-able top-level entries of ``config.json`` (``data``: the data's identity).
+        More JSON-able top-level entries of the config (the run's data identity, say);
+        :func:`load_model` returns them. They may not redefine the keys above.
 
     Returns
     -------
@@ -467,20 +348,25 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
         raise TypeError(f"net must be an npmlp MLP. Got {type(net).__name__} instead.")
     directory = Path(directory)
     _refuse_nonfinite(net.params)
+    clash = sorted(set(extra or {}) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra must not redefine the config's own keys. Got {', '.join(clash)}.")
     config = {
         "format_version": FORMAT_VERSION,
         "npmlp_version": __version__,
         "architecture": {"sizes": list(net.sizes), "activation": net.activation, "dtype": net.dtype.name},
         "penalty": {"l1": list(net.l1), "l2": list(net.l2)},
         "training": dict(training or {}),
-        **{k: v for k, v in (extra or {}).items() if k not in _RESERVED},
+        **(extra or {}),
         "arrays": _describe(net.params),
         "sha256": arrays_sha256(net.params),
     }
     text = _json_text(config, directory / CONFIG_FILE)
+    embedded = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     directory.mkdir(parents=True, exist_ok=True)
+    # NOTE: model.npz is renamed first and is the commit point: it carries its own config.
     with _staged([(directory / MODEL_FILE, "wb"), (directory / CONFIG_FILE, "w")]) as (f_npz, f_config):
-        np.savez(f_npz, **net.params)
+        np.savez(f_npz, **{**net.params, EMBEDDED_CONFIG: embedded})
         f_config.write(text)
     return directory
 
@@ -572,16 +458,70 @@ def load_model(path: PathLike) -> tuple[MLP, dict[str, Any]]:
         arrays, a checksum mismatch, nan or inf.
     """
     npz_path, config_path = _model_paths(Path(path))
-    config = _read_json(config_path, f"; a model directory holds {MODEL_FILE} and {CONFIG_FILE}")
-    needed = _check_config(config, config_path)
-    arrays = _read_npz(npz_path, needed, config_path)
-    _check_loaded(arrays, config["sha256"], npz_path, config_path)
+    try:
+        with open(npz_path, "rb") as fh:  # NOTE: opened once: the config and the arrays come from one file
+            config, source, arrays = _read_model(fh, npz_path, config_path)
+    except FileNotFoundError:
+        _read_json(config_path, f"; a model directory holds {MODEL_FILE} and {CONFIG_FILE}")
+        raise ModelFileError(f"{npz_path} is missing; {config_path} needs it.") from None
+    except IsADirectoryError as exc:
+        raise ModelFileError(f"cannot read {npz_path}: {exc.strerror or exc}.") from exc
+    _check_loaded(arrays, config["sha256"], npz_path, source)
     arch, penalty = config["architecture"], config["penalty"]
     try:
         net = MLP(arrays, activation=arch["activation"], l1=penalty["l1"], l2=penalty["l2"])
     except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{config_path} does not describe a usable model: {exc}") from exc
+        raise ModelFileError(f"{source} does not describe a usable model: {exc}") from exc
     return net, config
+
+
+def _read_model(fh: IO[bytes], npz_path: Path, config_path: Path) -> tuple[dict[str, Any], Path, dict[str, NDArray[Any]]]:
+    """The config, the file it came from, and the parameters, all checked (the checksum excepted).
+
+    Format 2 takes the config embedded in ``model.npz`` and never reads ``config.json``;
+    format 1 (no embedded config) reads ``config.json`` beside it.
+    """
+    embedded = _embedded_config(fh, npz_path)
+    if embedded is None:
+        config = _read_json(config_path, f"; a model directory holds {MODEL_FILE} and {CONFIG_FILE}")
+        needed = _check_config(config, config_path)
+        if config["format_version"] >= 2:
+            raise ModelFileError(f"{config_path} has format_version {config['format_version']} but {npz_path} "
+                                 "holds no config of its own: the two files do not belong together.")
+        return config, config_path, _read_npz(npz_path, needed, config_path, fh)
+    config, size = embedded
+    needed = _check_config(config, npz_path)
+    arrays = _read_npz(npz_path, {**needed, EMBEDDED_CONFIG: ((size,), np.dtype(np.uint8))}, npz_path, fh)
+    del arrays[EMBEDDED_CONFIG]
+    return config, npz_path, arrays
+
+
+def _embedded_config(fh: IO[bytes], path: Path) -> tuple[dict[str, Any], int] | None:
+    """The config document inside a format-2 ``model.npz`` and its size in bytes; None in format 1."""
+    where = f"{path}: {EMBEDDED_CONFIG}"
+    try:
+        if fh.read(4) != b"PK\x03\x04":
+            raise ModelFileError(f"{path} is not an .npz archive: it does not start with a zip header.")
+        fh.seek(0)
+        with zipfile.ZipFile(fh) as zf:
+            if EMBEDDED_CONFIG + ".npy" not in zf.namelist():
+                return None
+            info = zf.getinfo(EMBEDDED_CONFIG + ".npy")
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > MAX_JSON_BYTES + _MAX_NPY_HEADER:
+                raise ModelFileError(f"{where} is compressed or too large; npmlp writes it stored, "
+                                     f"at most {MAX_JSON_BYTES} bytes.")
+            with zf.open(info) as f:
+                shape, _, dtype = _read_header(f, where)
+                if dtype != np.uint8 or len(shape) != 1:
+                    raise ModelFileError(f"{where} must be a 1-D uint8 array. Got shape {shape} and {dtype}.")
+                raw = f.read(MAX_JSON_BYTES + 1)
+    except ModelFileError:
+        raise
+    except _READ_ERRORS as exc:
+        raise ModelFileError(f"{path} is not a readable .npz archive: {type(exc).__name__}: {exc}") from exc
+    if len(raw) != shape[0]:
+        raise ModelFileError(f"{where} holds {len(raw)} bytes where its header says {shape[0]}: the file is corrupted.")
+    return _parse_json(raw, where), shape[0]
 
 
 # -- checkpoints ---------------------------------------------------------------------
@@ -734,10 +674,11 @@ def run_status(out_dir: PathLike) -> Literal["fresh", "resumable", "finished"]:
 
     ``"resumable"``: a checkpoint (a run is going on, or stopped before its end; not
     yet validated, :func:`load_checkpoint` does that); ``"finished"``: a model and no
-    checkpoint (the run completed and called :func:`remove_checkpoint`); ``"fresh"``:
+    checkpoint (the run completed and called :func:`remove_checkpoint`; ``model.npz`` is the
+    commit point of a model); ``"fresh"``:
     neither.
     """
     out = Path(out_dir)
     if (out / CHECKPOINT_DIR / META_FILE).is_file():
         return "resumable"
-    return "finished" if (out / CONFIG_FILE).is_file() else "fresh"
+    return "finished" if (out / MODEL_FILE).is_file() else "fresh"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .report import write_atomic
+from .atomicfile import atomic_write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -96,7 +96,7 @@ def render_png(fig: Figure, *, close: bool = True) -> bytes:
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write the figure to a PNG atomically (temporary file, fsync, rename), then close it."""
-    return write_atomic(path, render_png(fig))
+    return atomic_write_bytes(path, render_png(fig), parents=True)
 
 
 def close_figure(fig: Figure) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .persistence import atomic_write_bytes
+from .atomicfile import atomic_write_bytes
 
 #: History keys in column order, with the header shown for each.
 HISTORY_COLUMNS = {
@@ -198,7 +198,7 @@ def write_report(
         A line under the title (e.g. the command that produced the run).
     """
     page = render_report(title=title, sections=sections, subtitle=subtitle)
-    return write_atomic(path, page.encode("utf-8"))
+    return atomic_write_bytes(path, page.encode("utf-8"), parents=True)
 
 
 def training_report(
@@ -283,14 +283,6 @@ def format_cell(value: Any, *, percent: bool = False, digits: int = 6) -> str:
 
 
 # -- helpers -----------------------------------------------------------------------------
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`npmlp.persistence.atomic_write_bytes`),
-    creating the parent directory first."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_bytes(path, data)
-
-
 def _esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 

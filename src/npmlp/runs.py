@@ -3,31 +3,48 @@
 ``train --out DIR`` writes ``model.npz`` and ``config.json`` (the model),
 ``history.json`` and ``history.csv``, ``curves.png``, ``decision_regions.png`` (2D
 data) and ``report.html``; ``DIR/checkpoint/`` holds the resumable state while the
-run goes on. The command line, the demo and the sweeps all go through :func:`run`.
+run goes on. The command line and the demo go through :func:`run`.
+
+The run directory is the unit of truth. One writer at a time holds its lock
+(:func:`~npmlp.atomicfile.locked_directory`); ``DIR/.npmlp-manifest.json`` lists the files
+its run wrote, the only files npmlp ever removes there. A directory holding a finished run
+or a checkpoint is reused only to resume it or, with ``overwrite``, through a staging
+directory beside it whose files replace the old run's only once the new run has a model
+(:func:`publishable`; :func:`publish`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import itertools
+import json
+import os
+import re
+import shutil
 import signal
 import sys
+import tempfile
 import threading
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
 from . import __version__
+from .atomicfile import LOCK_FILE, _fsync_dir, atomic_write_json, atomic_write_text, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
+from .errors import RunDirectoryError
 from .persistence import (
-    atomic_write_json,
-    atomic_write_text,
+    CHECKPOINT_DIR,
+    META_FILE,
+    MODEL_FILE,
     load_checkpoint,
     remove_checkpoint,
-    run_status,
     save_checkpoint,
     save_model,
 )
@@ -105,41 +122,303 @@ def history_csv(history: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+# -- the run directory ---------------------------------------------------------------
+MANIFEST_FILE = ".npmlp-manifest.json"
+#: What runs of npmlp before the manifest wrote: a directory without a manifest but with a
+#: model or checkpoint is taken to hold these (the only names ever removed there).
+LEGACY_OUTPUTS = ("model.npz", "config.json", "history.json", "history.csv", "curves.png", "decision_regions.png",
+                  "confusion_matrix.png", "misclassified.png", "first_layer_weights.png", "report.html")
+DirState = Literal["new", "empty", "resumable", "finished", "stopped", "other"]
+
+
+def publishable(result: TrainResult) -> bool:
+    """Whether a run's model may be written, replacing an earlier one: it trained, and did not diverge,
+    stall or stop half-way. Every writer of a run's model asks this one predicate."""
+    return result.epochs_run > 0 and result.stopped_because not in ("diverged", "interrupted", "no_progress")
+
+
+def directory_state(out: Path) -> DirState:
+    """What ``out`` holds: nothing (``new``/``empty``), a run (``resumable``: a checkpoint; ``finished``: a
+    model; ``stopped``: a run that ended without a model), or someone else's files (``other``)."""
+    if not out.exists():
+        return "new"
+    if not out.is_dir():
+        return "other"
+    if (out / CHECKPOINT_DIR / META_FILE).is_file():
+        return "resumable"
+    if (out / MODEL_FILE).is_file():
+        return "finished"
+    if (out / MANIFEST_FILE).is_file():
+        return "stopped"
+    return "empty" if not set(os.listdir(out)) - {LOCK_FILE} else "other"
+
+
+def _relative(entry: Any, path: Path) -> str:
+    """A manifest entry, refused unless it is a plain relative path inside the directory."""
+    if not isinstance(entry, str) or not entry or Path(entry).is_absolute() or ".." in Path(entry).parts:
+        raise RunDirectoryError(f"{path} lists {entry!r}, not a file inside the run directory: "
+                                "it was not written by npmlp; remove it by hand.")
+    return Path(entry).as_posix()
+
+
+def manifest_files(directory: Path) -> set[str]:
+    """The files the run in ``directory`` wrote (relative paths): its manifest, or the legacy names present."""
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        return {n for n in LEGACY_OUTPUTS if (directory / n).is_file()}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        files = doc["files"]
+        if not isinstance(files, list):
+            raise TypeError("'files' is not a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunDirectoryError(f"{path} is unreadable ({exc}): remove it by hand to reuse {directory}.") from exc
+    return {_relative(f, path) for f in files}
+
+
+def write_manifest(directory: Path, files: Iterable[str], **info: Any) -> None:
+    """Record the files a run wrote in ``directory`` (and ``info``, e.g. why it stopped)."""
+    atomic_write_json(directory / MANIFEST_FILE, {"format_version": 1, "files": sorted(set(files)), **info})
+
+
+def files_under(directory: Path) -> list[str]:
+    """Every file below ``directory`` as a relative POSIX path, but its lock and manifest."""
+    found = [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() or p.is_symlink()]
+    return sorted(f for f in found if f not in (LOCK_FILE, MANIFEST_FILE))
+
+
+def remove_files(directory: Path, files: Iterable[str]) -> None:
+    """Delete these files of a run in ``directory``, then the folders they leave empty."""
+    for rel in sorted(files, reverse=True):
+        with suppress(FileNotFoundError):
+            (directory / rel).unlink()
+        for parent in (directory / rel).parents:
+            if parent == directory or directory not in parent.parents:
+                break
+            with suppress(OSError):
+                parent.rmdir()  # only succeeds when empty: a user's file there keeps it
+
+
+def publish(staging: Path, out: Path, *, first: Sequence[str] = (MODEL_FILE, "config.json")) -> None:
+    """Replace the run in ``out`` by the one in ``staging``, then remove ``staging``.
+
+    ``first`` go first: the rename of ``model.npz``, which carries its config, is the commit
+    point, so a reader of ``out`` sees the old model or the new one. The manifest of ``out``
+    lists the old files and the new ones meanwhile, so a crash half-way leaves nothing that
+    a later run would not recognise as its own; the old run's files that the new one did not
+    write are removed last, and never anything the manifest does not list.
+    """
+    new, old = files_under(staging), manifest_files(out)
+    write_manifest(out, old | set(new), replacing=True)
+    for rel in [f for f in first if f in new] + [f for f in new if f not in first]:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, out / rel)
+    remove_files(out, old - set(new))
+    remove_checkpoint(out)  # an interrupted run that this one replaced
+    if (staging / MANIFEST_FILE).is_file():
+        os.replace(staging / MANIFEST_FILE, out / MANIFEST_FILE)
+    else:
+        write_manifest(out, new)
+    _fsync_dir(out)
+    shutil.rmtree(staging, ignore_errors=True)  # its lock file and empty folders
+
+
+def staging_dir(out: Path) -> Path:
+    """A new directory beside ``out`` to build its replacement in."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+
+
+def new_run_dir(root: Path, dataset: str) -> Path:
+    """``root/<name>``, else ``root/<name>-2``, ...: the first that does not exist, created (so it is ours).
+
+    ``name`` is the data set's name made safe: never ``.``, ``..`` or a path, so nothing is
+    written outside ``root`` or into ``root`` itself.
+    """
+    stem = Path(dataset).resolve().stem if dataset else ""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip(".") or "run"
+    root.mkdir(parents=True, exist_ok=True)
+    for i in itertools.count(1):
+        path = root / (base if i == 1 else f"{base}-{i}")
+        with suppress(FileExistsError):
+            path.mkdir()
+            return path
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def check_reuse(out: Path, *, overwrite: bool) -> DirState:
+    """Refuse to start a new run in ``out`` when that would lose something; return what ``out`` holds."""
+    state = directory_state(out)
+    if state in ("finished", "resumable") and not overwrite:
+        held = "a finished run" if state == "finished" else "an interrupted run's checkpoint"
+        raise RunDirectoryError(f"{out} holds {held}: pass --resume to continue it, --overwrite to replace it "
+                                "(the old run stays until the new one has a model), or another --out.")
+    if state == "other":
+        raise RunDirectoryError(f"{out} holds files that are not an npmlp run: choose an empty or new directory "
+                                "with --out (npmlp never removes files it did not write).")
+    return state
+
+
+# -- resuming ------------------------------------------------------------------------
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_shown, value))
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _same_dataset(a: str, b: str) -> bool:
+    return a == b or (bool(a) and bool(b) and Path(a).resolve() == Path(b).resolve())
+
+
+def resumed_config(saved: TrainConfig, saved_data: DataSpec, asked: TrainConfig, asked_data: DataSpec,
+                   given: Collection[str], *, out: Path) -> TrainConfig:
+    """The configuration a resumed run goes on with: the checkpoint's, with ``--epochs`` raised if asked.
+
+    ``given`` names the settings the user chose explicitly (their values in ``asked`` and
+    ``asked_data``); any that contradicts the checkpoint is refused, naming them all.
+    """
+    conflicts, settings = [], declared(TrainConfig)
+    have, want = saved.to_dict(), asked.to_dict()
+    for name in sorted(given):
+        if name in settings:
+            new, old = want[name], have[name]
+        elif name == "dataset" or name in declared(DataSpec):
+            new, old = getattr(asked_data, name), getattr(saved_data, name)
+            if name == "dataset" and _same_dataset(new, old):
+                continue
+        else:
+            continue
+        if new != old and not (name == "epochs" and new > old):
+            conflicts.append(f"--{name.replace('_', '-')} {_shown(new)} (the checkpoint has {_shown(old)})")
+    if conflicts:
+        raise RunDirectoryError(f"--resume continues the run in {out} with its own settings, and these flags "
+                                f"contradict its checkpoint: {'; '.join(conflicts)}. Drop them, or start afresh "
+                                "with --overwrite.")
+    if "epochs" in given and asked.epochs != saved.epochs and saved.lr_schedule == "cosine":
+        print(f"npmlp train: --epochs {asked.epochs} moves the cosine schedule's horizon from {saved.epochs} to "
+              f"{asked.epochs} epochs: the learning rate of the remaining epochs is higher than the interrupted run "
+              "planned, and the result differs from an uninterrupted run of either length.", file=sys.stderr)
+    return dataclasses.replace(saved, epochs=max(asked.epochs, saved.epochs)) if "epochs" in given else saved
+
+
+def _start_resume(out: Path, config: TrainConfig, data: DataSpec, given: Collection[str]
+                  ) -> tuple[Trainer, TrainConfig, DataSpec]:
+    state = directory_state(out)
+    if state != "resumable":
+        why = ("has finished: nothing to resume. Train without --resume (with --overwrite) to start afresh"
+               if state == "finished" else "holds no checkpoint: train without --resume to start afresh")
+        raise RunDirectoryError(f"the run in {out} {why}.")
+    trainer, saved, saved_data = resume_trainer(out)
+    trainer.config = config = resumed_config(saved, saved_data, config, data, given, out=out)
+    print(f"resuming {out} at epoch {trainer.state.epoch + 1} (minibatch {trainer.state.batch})", file=sys.stderr)
+    return trainer, config, saved_data
+
+
 def run(
     config: TrainConfig,
     data: DataSpec,
     *,
     out: Path | None,
     resume: bool = False,
+    overwrite: bool = False,
+    given: Collection[str] = (),
+    runs_root: Path | None = None,
     progress: bool = False,
     pictures: bool = True,
     dataset: Dataset | None = None,
-) -> tuple[TrainResult, Dataset]:
+) -> tuple[TrainResult, Dataset, Path | None]:
     """Train as ``npmlp train`` does: load, train (or resume), checkpoint, write the outputs.
 
-    ``dataset``, when given, is used instead of loading ``data`` (which is then only
-    recorded). Returns the result and the data set it was trained on.
+    ``out`` is the run directory (held locked for the whole run; see :func:`check_reuse`
+    for what it may hold); with ``out=None`` and ``runs_root``, a new directory there
+    (:func:`new_run_dir`); with neither, nothing is written. ``overwrite`` replaces the
+    run in ``out`` once the new one has a model; ``given`` names the settings the user
+    chose, checked against the checkpoint on ``resume``. ``dataset``, when given, is used
+    instead of loading ``data`` (which is then only recorded).
+
+    Returns the result, the data set it was trained on, and the directory the run is in
+    (for an interrupted ``overwrite``, the staging directory that holds its checkpoint).
     """
-    if resume:
-        if out is None:
-            raise ValueError("--resume needs --out DIR: the directory of the interrupted run.")
-        if run_status(out) == "finished":
-            raise ValueError(f"the run in {out} has finished: nothing to resume. Train without --resume to start afresh.")
-        trainer, config, data = resume_trainer(out)
-        print(f"resuming {out} at epoch {trainer.state.epoch + 1} (minibatch {trainer.state.batch})", file=sys.stderr)
-    if dataset is None:
-        dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
-    if not resume:
-        trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
-    elif trainer.net.sizes[0] != dataset.n_features:
-        raise ValueError(f"the checkpoint in {out} expects {trainer.net.sizes[0]} features; {data.dataset} has {dataset.n_features}.")
-    save = (lambda t: write_checkpoint(out, t, config, data)) if out is not None else None
+    if resume and out is None:
+        raise ValueError("--resume needs --out DIR: the directory of the interrupted run.")
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: choose one.")
+    if out is not None and not resume:
+        check_reuse(out, overwrite=overwrite)  # before locking: a refused directory gets no lock file
+    with ExitStack() as held:
+        if out is not None:
+            held.enter_context(locked_directory(out))
+        trainer: Trainer | None = None
+        if resume and out is not None:
+            trainer, config, data = _start_resume(out, config, data, given)
+        if dataset is None:
+            dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
+        if out is None and runs_root is not None:
+            out = new_run_dir(runs_root, data.dataset or dataset.name)
+            held.enter_context(locked_directory(out))
+        work = out
+        if out is not None and trainer is None:
+            state = check_reuse(out, overwrite=overwrite)  # again, now that nobody else can change it
+            if state == "stopped":
+                remove_files(out, manifest_files(out))  # a run that left no model: nothing to keep
+            if state in ("finished", "resumable"):
+                work = held.enter_context(locked_directory(staging_dir(out)))
+                write_manifest(work, [], replaces=str(out))
+            else:
+                write_manifest(out, [])
+        if trainer is None:
+            trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
+        elif trainer.net.sizes[0] != dataset.n_features:
+            raise ValueError(f"the checkpoint in {out} expects {trainer.net.sizes[0]} features; "
+                             f"{data.dataset} has {dataset.n_features}.")
+        try:
+            result = _train_into(work, trainer, config, data, dataset, progress=progress)
+            if work is not None:
+                work = _finish(work, result, dataset, config, data, pictures=pictures, held=held, holding=out)
+        except BaseException:
+            if work is not None and work != out and not resume:
+                shutil.rmtree(work, ignore_errors=True)  # a staged run that failed: the old run stays as it was
+            raise
+    return result, dataset, work
+
+
+def _train_into(work: Path | None, trainer: Trainer, config: TrainConfig, data: DataSpec, dataset: Dataset,
+                *, progress: bool) -> TrainResult:
+    save = (lambda t: write_checkpoint(work, t, config, data)) if work is not None else None
     with stop_on_signals(trainer):
-        result = train(dataset.splits(), config, trainer=trainer, progress=progress, on_epoch=save)
-    if out is not None and result.stopped_because != "interrupted":
-        write_outputs(out, result, dataset, config, data, pictures=pictures)
-        remove_checkpoint(out)
-    return result, dataset
+        return train(dataset.splits(), config, trainer=trainer, progress=progress, on_epoch=save)
+
+
+def _finish(work: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec,
+            *, pictures: bool, held: ExitStack, holding: Path | None) -> Path:
+    """Write what the run produced into ``work``; publish a staged run. Returns where the run now is."""
+    if result.stopped_because == "interrupted":
+        return work  # the checkpoint stays, to resume
+    info = {"stopped_because": result.stopped_because}
+    replaces = _replaces(work)
+    if publishable(result):
+        files = write_outputs(work, result, dataset, config, data, pictures=pictures)
+    else:  # no model: the history says what happened, nothing replaces a model that was there
+        files = write_history(work, result.history)
+    remove_checkpoint(work)
+    write_manifest(work, files, **info)
+    if replaces is None:
+        return work
+    if not publishable(result):
+        shutil.rmtree(work, ignore_errors=True)
+        return replaces
+    if replaces != holding:  # a resumed staging directory: its target is not locked yet
+        held.enter_context(locked_directory(replaces))
+    publish(work, replaces)
+    return replaces
+
+
+def _replaces(work: Path) -> Path | None:
+    """The run directory that the staged run in ``work`` replaces, if it is one."""
+    with suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+        target = json.loads((work / MANIFEST_FILE).read_text(encoding="utf-8")).get("replaces")
+        return Path(target) if isinstance(target, str) else None
+    return None
 
 
 def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str, Any]:
@@ -156,14 +435,23 @@ def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str
 
 
 def write_outputs(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec,
-                  *, pictures: bool = True) -> None:
-    """Model, history and (when matplotlib is installed) pictures and report into ``out``."""
+                  *, pictures: bool = True) -> list[str]:
+    """Model, history and (when matplotlib is installed) pictures and report into ``out``; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
     save_model(out, result.net, training={**config.to_dict(), **asdict(data)}, extra={"data": data.record(dataset)})
-    atomic_write_json(out / "history.json", result.history)
-    atomic_write_text(out / "history.csv", history_csv(result.history))
-    if pictures and result.history:  # a run that diverged in its first epoch has nothing to draw
-        write_run_report(out, result, dataset, config, data)
+    files = [MODEL_FILE, "config.json", *write_history(out, result.history)]
+    if pictures and result.history:
+        figures = run_figures(out, result, dataset, config)
+        report = write_run_report(out, result, dataset, config, data, figures=figures)
+        files += [p.relative_to(out).as_posix() for p in [*figures.values(), report]]
+    return files
+
+
+def write_history(out: Path, history: list[dict[str, Any]]) -> list[str]:
+    """``history.json`` and ``history.csv`` into ``out``; returns their names."""
+    atomic_write_json(out / "history.json", history)
+    atomic_write_text(out / "history.csv", history_csv(history))
+    return ["history.json", "history.csv"]
 
 
 def settings_line(config: TrainConfig) -> str:
@@ -200,11 +488,12 @@ def run_figures(out: Path, result: TrainResult, dataset: Dataset, config: TrainC
     return figures
 
 
-def write_run_report(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec) -> Path:
-    """``curves.png``, ``decision_regions.png`` (2D data) and friends, and ``report.html``."""
+def write_run_report(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec,
+                     figures: dict[str, Path] | None = None) -> Path:
+    """``curves.png``, ``decision_regions.png`` (2D data) and friends (unless drawn already), and ``report.html``."""
     from .report import training_report
 
-    figures = run_figures(out, result, dataset, config)
+    figures = run_figures(out, result, dataset, config) if figures is None else figures
     settings = {"dataset": dataset.name, "source": dataset.source, **config.to_dict(),
                 "epochs run": result.epochs_run, "stopped because": result.stopped_because,
                 "best epoch": result.best_epoch, "npmlp": __version__}

@@ -62,7 +62,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .persistence import atomic_write_text
+from .atomicfile import atomic_write_text, locked_directory
 from .runs import DataSpec
 from .settings import applies, declared
 from .training import SPLITS, TrainConfig, TrainResult, Trainer, train
@@ -505,9 +505,19 @@ def run_sweep(source: str | os.PathLike[str] | Mapping[str, Any], *, out: str | 
         that cluster instead (``jobs`` is then ignored). Each worker needs npmlp and the data.
     progress : bool
         One line per finished trial on stderr.
+
+    Raises
+    ------
+    RunDirectoryError
+        When another sweep holds ``out`` (its lock, for the whole sweep).
     """
-    spec, out, start = load_spec(source), Path(out), time.time()
-    out.mkdir(parents=True, exist_ok=True)
+    spec, out = load_spec(source), Path(out)
+    with locked_directory(out, what="sweep"):  # two sweeps never append to one trials.jsonl
+        return _run_locked(spec, out, jobs=jobs, scheduler=scheduler, progress=progress)
+
+
+def _run_locked(spec: SweepSpec, out: Path, *, jobs: int, scheduler: str | None, progress: bool) -> SweepResult:
+    start = time.time()
     log, plan = out / "trials.jsonl", plan_trials(spec)
     done = read_trials(log)
     todo = [t for t in plan if t["trial"] not in done]
