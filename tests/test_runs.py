@@ -194,7 +194,7 @@ def test_a_directory_of_mnist_idx_files_trains_like_a_named_set(tmp_path: Path, 
     from .test_datasets import write_idx_set
 
     data = tmp_path / "my-mnist"
-    write_idx_set(data, n_train=300, n_test=100)
+    write_idx_set(data, n_train=300, n_test=100, learnable=True)  # random labels would be "no progress", exit 1
     out = tmp_path / "run"
     code, doc = train_json(["--dataset", str(data), "--hidden", "16", "--epochs", "2", "--batch-size", "50",
                             "--dtype", "float32", "--out", str(out)], capsys)
@@ -218,3 +218,45 @@ def test_fashion_mnist_trains_from_debians_package(tmp_path: Path, capsys, monke
     assert code == 0
     assert doc["final"]["test_error"] < 0.17  # two epochs of a small net: ~14-15%
     assert len(doc["history"]) == 2 and doc["history"][1]["valid_error"] < doc["history"][0]["valid_error"] + 0.02
+
+
+def test_early_stopping_then_divergence_saves_the_best_epoch_everywhere(tmp_path: Path, capsys) -> None:
+    # issue 12 case 3: the summary described the best epoch, model.npz held the last one.
+    out = tmp_path / "r"
+    code, doc = train_json(["--dataset", "circles", "--lr", "0.5", "--lr-schedule", "step", "--lr-step", "1",
+                            "--lr-gamma", "3", "--early-stopping", "50", "--out", str(out), "--no-pictures"], capsys)
+    assert code == 1 and doc["stopped_because"] == "diverged" and doc["best_epoch"] < doc["epochs_run"]
+    assert f"kept the parameters of epoch {doc['best_epoch']}." in train_json.stderr  # type: ignore[attr-defined]
+    best = doc["history"][doc["best_epoch"] - 1]
+    assert doc["final"] == {f"{s}_error": best[f"{s}_error"] for s in ("train", "valid", "test")}
+    assert main(["evaluate", "--json", "--model", str(out), "--dataset", "circles"]) == 0
+    splits = json.loads(capsys.readouterr().out)["splits"]
+    assert {f"{s}_error": splits[s]["error"] for s in splits} == doc["final"]
+
+
+def test_no_progress_exits_1_with_a_hint(tmp_path: Path, capsys) -> None:
+    # issue 12 case 9: --lr 100 ended at chance with exit 0 and no word.
+    code, doc = train_json(["--dataset", "circles", "--lr", "100", "--epochs", "20", "--out", str(tmp_path / "r"),
+                            "--no-pictures"], capsys)
+    assert code == 1 and doc["stopped_because"] == "max_epochs"
+    err = train_json.stderr  # type: ignore[attr-defined]
+    assert err.count("\n") == 1 and "no progress" in err and "learning rate (now 100)" in err
+    assert "scaling the features" in err and "Traceback" not in err
+    code, doc = train_json(["--dataset", "circles", "--lr", "0.1", "--epochs", "20", "--out", str(tmp_path / "ok"),
+                            "--no-pictures"], capsys)
+    assert code == 0 and "no progress" not in train_json.stderr  # type: ignore[attr-defined]
+
+
+def test_predict_refuses_rows_that_overflow(tmp_path: Path, capsys) -> None:
+    # issue 12 case 8: a row of 1.7e308 printed NaN probabilities (not JSON) and label 0, exit 0.
+    out = tmp_path / "r1"
+    assert main(["train", "--dataset", "circles", "--epochs", "3", "--lr", "0.1", "--out", str(out), "--no-pictures",
+                 "--quiet"]) == 0
+    huge = tmp_path / "huge.npy"
+    np.save(huge, np.array([[0.0, 1.0], [1.7e308, 1.7e308], [0.5, 0.5], [1.7e308, 1.7e308]]))
+    capsys.readouterr()
+    for extra in (["--proba"], []):
+        assert main(["predict", "--model", str(out), str(huge), "--json", *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert "rows 2, 4, counting from 1" in captured.err and str(huge) in captured.err
