@@ -260,3 +260,72 @@ def test_predict_refuses_rows_that_overflow(tmp_path: Path, capsys) -> None:
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.count("\n") == 1
         assert "rows 2, 4, counting from 1" in captured.err and str(huge) in captured.err
+
+
+@pytest.fixture
+def checkpointed(tmp_path: Path) -> Path:
+    """An interrupted circles run in tmp_path/r: 2 of 4 epochs done, with early stopping."""
+    from dataclasses import replace
+
+    from npmlp.runs import DataSpec, write_checkpoint
+    from npmlp.training import Trainer, TrainConfig, train
+
+    config = TrainConfig(hidden=(4,), epochs=2, lr=0.1, early_stopping=5)
+    data = DataSpec("circles")
+    dataset = data.load(seed=config.seed, dtype=config.dtype)
+    trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
+    train(dataset.splits(), config, trainer=trainer)
+    write_checkpoint(tmp_path / "r", trainer, replace(config, epochs=4), data)
+    return tmp_path / "r"
+
+
+def edit_checkpoint_meta(out: Path, edit) -> None:
+    """Edit meta.json's caller fields and make its own hash agree again: only the schema can catch it."""
+    import hashlib
+
+    path = out / "checkpoint" / "meta.json"
+    doc = json.loads(path.read_text())
+    edit(doc["meta"])
+    doc["meta_sha256"] = hashlib.sha256(json.dumps(doc["meta"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    path.write_text(json.dumps(doc))
+
+
+META_EDITS = {
+    "epoch not a number": (lambda m: m.update(epoch="2"), r"'epoch' must be an integer from 0"),
+    "epoch past the history": (lambda m: m.update(epoch=9), r"the history must hold epochs 1 to 9, one row each"),
+    "negative batch": (lambda m: m.update(batch=-1), r"'batch' must be an integer from 0"),
+    "best epoch in the future": (lambda m: m.update(best_epoch=3), r"'best_epoch' must be an integer from 1 to 2"),
+    "no best epoch": (lambda m: m.update(best_epoch=None), r"'best_epoch' \(None\) and the best/ arrays \(some\)"),
+    "rng not a state": (lambda m: m.update(rng=[1, 2]), r"'rng': rng state must name one of PCG64"),
+    "rng_epoch_start of another generator": (lambda m: m.update(rng_epoch_start={"bit_generator": "MT19937"}),
+                                             r"'rng_epoch_start': rng state must name one of"),
+    "mid-epoch without rng_epoch_start": (lambda m: m.update(batch=3, rng_epoch_start=None),
+                                          r"'rng_epoch_start': rng state must name one of"),
+    "rng_epoch_start garbage": (lambda m: m["rng_epoch_start"]["state"].update(state="x"),
+                                r"'rng_epoch_start': rng state is not a valid PCG64 state"),
+    "config missing": (lambda m: m.pop("config"), r"'meta\.config' must be an object"),
+    "hidden not sizes": (lambda m: m["config"].update(hidden="abc"), r"unusable settings: hidden must be"),
+    "other hidden sizes": (lambda m: m["config"].update(hidden=[5]), r"sizes \[2, 4, 2\]; the settings say hidden \[5\]"),
+    "unknown data field": (lambda m: m["data"].update(colour="red"), r"unusable settings: .*colour"),
+    "dataset not a string": (lambda m: m["data"].update(dataset=5), r"'meta\.data\.dataset' must be a string"),
+}
+
+
+@pytest.mark.parametrize("case", list(META_EDITS))
+def test_edited_checkpoint_fields_exit_2_with_one_line(checkpointed: Path, case: str, capsys) -> None:
+    # issue 12 case 11: once meta.json's hash matched, edited fields gave KeyError/TypeError tracebacks.
+    import re
+
+    edit, message = META_EDITS[case]
+    edit_checkpoint_meta(checkpointed, edit)
+    assert main(["train", "--resume", "--out", str(checkpointed), "--quiet", "--no-pictures"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(message, err), err
+    assert err.startswith("npmlp train: error: ") and "Traceback" not in err
+
+
+def test_a_checkpoint_resumes_from_its_history_file(checkpointed: Path, capsys) -> None:
+    meta = json.loads((checkpointed / "checkpoint" / "meta.json").read_text())
+    assert "history" not in meta["meta"] and meta["history"]["lines"] == 2
+    code, doc = train_json(["--resume", "--out", str(checkpointed), "--no-pictures"], capsys)
+    assert code == 0 and [r["epoch"] for r in doc["history"]] == [1, 2, 3, 4]

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .datasets import NAMED, Dataset, load_dataset
+from .errors import ModelFileError
 from .persistence import (
     atomic_write_json,
     atomic_write_text,
@@ -62,18 +63,33 @@ class DataSpec:
 
 
 def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec) -> None:
-    """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``."""
+    """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``.
+
+    ``meta.json`` holds the settings and the trainer's small state; the history is appended
+    to the checkpoint's history file, so a checkpoint costs the same in every epoch.
+    """
     arrays, state = trainer.state_dict()
-    meta = {"config": config.to_dict(), "data": data.__dict__, "history": trainer.state.history, **state}
-    save_checkpoint(out, params=trainer.net.params, state=arrays, meta=meta)
+    meta = {"config": config.to_dict(), "data": data.__dict__, **state}
+    save_checkpoint(out, params=trainer.net.params, state=arrays, meta=meta, history=trainer.state.history)
 
 
 def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
-    """Rebuild the trainer of an interrupted run from ``out/checkpoint/``, exactly as it was."""
+    """Rebuild the trainer of an interrupted run from ``out/checkpoint/``, exactly as it was.
+
+    Every field is checked: an edited checkpoint gives a one-line :class:`ModelFileError`.
+    """
     ck = load_checkpoint(out)
-    meta = ck.meta
-    config, data = TrainConfig.from_dict(meta["config"]), DataSpec(**meta["data"])
-    return Trainer.from_state(config, ck.params, ck.state, meta, meta["history"]), config, data
+    meta, where = ck.meta, out / "checkpoint" / "meta.json"
+    for key in ("config", "data"):
+        if not isinstance(meta.get(key), dict):
+            raise ModelFileError(f"{where}: 'meta.{key}' must be an object. Got {meta.get(key)!r:.80} instead.")
+    try:
+        config, data = TrainConfig.from_dict(meta["config"]), DataSpec(**meta["data"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where} holds unusable settings: {exc}") from exc
+    if not isinstance(data.dataset, str):
+        raise ModelFileError(f"{where}: 'meta.data.dataset' must be a string. Got {data.dataset!r:.80} instead.")
+    return Trainer.from_state(config, ck.params, ck.state, meta, ck.history, where=where), config, data
 
 
 @contextmanager

@@ -257,10 +257,20 @@ class Trainer:
 
     @classmethod
     def from_state(cls, config: TrainConfig, params: Mapping[str, Array], arrays: Mapping[str, Array],
-                   meta: Mapping[str, Any], history: list[dict[str, Any]]) -> Trainer:
-        """The trainer :meth:`state_dict` described, with the network's ``params`` and the run's ``history``."""
-        net = MLP({k: v.copy() for k, v in params.items()}, activation=config.activation, l1=config.l1, l2=config.l2)
+                   meta: Mapping[str, Any], history: list[dict[str, Any]], *, where: object = "the state") -> Trainer:
+        """The trainer :meth:`state_dict` described, with the network's ``params`` and the run's ``history``.
+
+        Every field is checked first (``where`` names the source in messages): anything that
+        :meth:`state_dict` could not have written raises :class:`ModelFileError`.
+        """
+        try:
+            net = MLP({k: v.copy() for k, v in params.items()}, activation=config.activation, l1=config.l1,
+                      l2=config.l2)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where}: the parameters do not make a network: {exc}") from exc
+        _check_state(config, net, arrays, meta, history, where)
         trainer = cls(net, config, rng_from_json(meta["rng"]))
+        _check_arrays("opt/", trainer.optimizer.state, arrays, where)
         for k, v in trainer.optimizer.state.items():
             v[...] = arrays[f"opt/{k}"]
         best = {k[len("best/"):]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
@@ -307,6 +317,52 @@ class Trainer:
             return self.prefetch
         return self.config.backprop == "matrix" and prefetch_pays(
             self.net.sizes, self.config.batch_size, X.dtype.itemsize, X.shape[0])
+
+
+def _check_arrays(prefix: str, want: Mapping[str, Array], arrays: Mapping[str, Array], where: object) -> None:
+    """``arrays`` holds ``prefix + name`` for each of ``want``, of its shape and dtype."""
+    for k, v in want.items():
+        got = arrays.get(prefix + k)
+        if got is None or got.shape != v.shape or got.dtype != v.dtype:
+            shown = "none" if got is None else f"{got.dtype} {list(got.shape)}"
+            raise ModelFileError(f"{where}: {prefix}{k} must be {v.dtype} of shape {list(v.shape)}. Got {shown}.")
+
+
+def _check_state(config: TrainConfig, net: MLP, arrays: Mapping[str, Array], meta: Mapping[str, Any],
+                 history: Sequence[Mapping[str, Any]], where: object) -> None:
+    """Refuse trainer state that :meth:`Trainer.state_dict` could not have written, naming the field."""
+    def bad(name: str, rule: str, value: Any) -> ModelFileError:
+        return ModelFileError(f"{where}: {name!r} must be {rule}. Got {value!r:.80} instead.")
+
+    def count(name: str, low: int, high: float) -> int:
+        v = meta.get(name)
+        if type(v) is not int or not low <= v <= high:
+            raise bad(name, f"an integer from {low} to {high}", v)
+        return v
+
+    def generator(name: str) -> None:
+        try:
+            rng_from_json(meta.get(name))  # type: ignore[arg-type]  # it checks what it is given
+        except ModelFileError as exc:
+            raise ModelFileError(f"{where}: {name!r}: {exc}") from None
+
+    if net.sizes[1:-1] != tuple(config.hidden) or net.dtype.name != config.dtype:
+        raise ModelFileError(f"{where}: the parameters are a {net.dtype.name} network of sizes {list(net.sizes)}; "
+                             f"the settings say hidden {list(config.hidden)} and {config.dtype}.")
+    epoch, batch = count("epoch", 0, math.inf), count("batch", 0, math.inf)
+    best = None if meta.get("best_epoch") is None else count("best_epoch", 1, epoch)
+    if len(history) != epoch or any(row.get("epoch") != i + 1 for i, row in enumerate(history)):
+        raise ModelFileError(f"{where}: the history must hold epochs 1 to {epoch}, one row each. "
+                             f"Got {len(history)} rows.")
+    has_best = any(k.startswith("best/") for k in arrays)
+    if (best is not None) != has_best or (best is not None and not config.early_stopping):
+        raise ModelFileError(f"{where}: 'best_epoch' ({best}) and the best/ arrays ({'some' if has_best else 'none'})"
+                             f" must come together, with early stopping only.")
+    if has_best:
+        _check_arrays("best/", net.params, arrays, where)
+    generator("rng")
+    if meta.get("rng_epoch_start") is not None or batch > 0:  # resuming mid-epoch redraws the permutation from it
+        generator("rng_epoch_start")
 
 
 def _fmt(row: Mapping[str, Any]) -> str:
