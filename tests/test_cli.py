@@ -63,3 +63,32 @@ def test_bad_usage_exits_2_with_one_line(argv: list[str], match: str, capsys) ->
 def test_python_dash_m_and_version() -> None:
     out = subprocess.run([sys.executable, "-m", "npmlp", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("npmlp ")
+
+
+def test_json_is_strict_and_lists_non_finite_numbers(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # issue 12 case 8: --json printed NaN/Infinity, which no strict JSON parser reads.
+    import numpy as np
+
+    import npmlp.cli as cli
+
+    class Report:
+        passed = True
+
+        def to_dict(self) -> dict:
+            return {"max": float("nan"), "rows": [1.0, np.float64(np.inf), {"a/b": -np.inf}], "ok": 0.5}
+
+        def format_text(self) -> str:
+            return "text"
+
+    monkeypatch.setattr(cli, "check_gradients", lambda *a, **k: Report())
+    assert main(["gradcheck", "--json"]) == 0
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in the output")
+
+    doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert doc == {"max": None, "rows": [1.0, None, {"a/b": None}], "ok": 0.5,
+                   "non_finite": ["/max", "/rows/1", "/rows/2/a~1b"]}
+    monkeypatch.setattr(Report, "to_dict", lambda self: {"ok": 0.5})
+    assert main(["gradcheck", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": 0.5}  # no "non_finite" key when all are finite

@@ -52,8 +52,13 @@ def write(path: Path, data: bytes, *, gz: bool = False) -> Path:
     return path
 
 
-def write_idx_set(directory: Path, n_train: int, n_test: int, *, shape=(28, 28), gz=True, seed=0) -> dict:
-    """Four IDX files of random images and labels 0..9; returns the arrays by file name."""
+def write_idx_set(directory: Path, n_train: int, n_test: int, *, shape=(28, 28), gz=True, seed=0,
+                  learnable: bool = False) -> dict:
+    """Four IDX files of random images and labels 0..9; returns the arrays by file name.
+
+    ``learnable``: image row ``2 * label`` is bright, so a network learns the labels (random
+    ones would end in "no progress", which ``npmlp train`` reports with exit 1).
+    """
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -62,6 +67,11 @@ def write_idx_set(directory: Path, n_train: int, n_test: int, *, shape=(28, 28),
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
+    if learnable:
+        for part in ("train", "t10k"):
+            images, labels = arrays[f"{part}-images-idx3-ubyte"], arrays[f"{part}-labels-idx1-ubyte"]
+            images //= 4
+            images[np.arange(len(labels)), 2 * labels] = 255
     for base, arr in arrays.items():
         write(directory / (base + ".gz" if gz else base), idx_bytes(arr), gz=gz)
     return arrays

@@ -183,3 +183,53 @@ def test_partial_fit_checks_its_classes() -> None:
         clf.partial_fit(X, np.where(y == 2, 7, y))
     with pytest.raises(ValueError, match="classes must stay"):
         clf.partial_fit(X, y, classes=[0, 1])
+
+
+def test_net_is_the_best_epoch_even_when_the_run_later_diverges() -> None:
+    # issue 12 case 3: the step schedule triples the learning rate every epoch until it diverges.
+    X, y = blobs(300, spread=2.0, seed=3)
+    clf = MLPClassifier(hidden=(10,), optimizer="sgd", lr=0.5, lr_schedule="step", lr_step=1, lr_gamma=3.0,
+                        batch_size=10, epochs=200, early_stopping=50, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"diverged .* kept the parameters of epoch \d+"):
+        clf.fit(X, y)
+    assert clf.stopped_because_ == "diverged" and clf.best_epoch_ < clf.n_iter_
+    valid = clf._splits(X, y, 0)["valid"]  # the rows fit held out (random_state=0 is the seed)
+    error = float(np.mean(clf.predict(valid[0]) != valid[1]))
+    assert error == pytest.approx(1 - clf.validation_scores_[clf.best_epoch_ - 1])
+    assert clf.validation_scores_[clf.best_epoch_ - 1] == max(clf.validation_scores_)
+
+
+def test_no_progress_is_recorded_not_raised() -> None:
+    # issue 12 case 9: random labels are a legitimate thing to fit (scikit-learn's checks do).
+    X, y = np.ones((60, 2)), np.arange(60) % 2  # nothing to tell the rows apart: 50% error at best
+    clf = MLPClassifier(**FAST).fit(X, y)
+    assert clf.no_progress_ is True and clf.stopped_because_ == "max_epochs"
+    assert MLPClassifier(**FAST).fit(*blobs(60)).no_progress_ is False
+
+
+def test_pickle_holds_no_training_rows_and_stays_small() -> None:
+    # issue 12 case 10: the trainer's minibatch buffers used to carry raw training rows into the pickle.
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((400, 20)), np.arange(400) % 3
+    for clf in (MLPClassifier(**{**FAST, "epochs": 3}).fit(X, y),
+                MLPClassifier(**{**FAST, "epochs": 3}, early_stopping=2).fit(X, y),
+                MLPClassifier(**{**FAST, "epochs": 3}, optimizer="adam").partial_fit(X, y, classes=[0, 1, 2])):
+        blob = pickle.dumps(clf)
+        for row in X[[0, 1, 17, 199, 398, 399]]:  # a row's bytes, and any 32-byte run of them
+            assert row.tobytes() not in blob and row.tobytes()[:32] not in blob and row.tobytes()[-32:] not in blob
+        param_bytes = sum(P.nbytes for P in clf.net_.params.values())
+        # the network, the optimizer's moments (Adam: two) and the best epoch's copy, plus the history
+        assert len(blob) < 5 * param_bytes + 20_000, (len(blob), param_bytes)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_partial_fit_after_a_pickle_round_trip_is_bit_identical(optimizer: str) -> None:
+    X, y = blobs(90)
+    clf = MLPClassifier(**FAST, optimizer=optimizer).fit(X, y)
+    copy = pickle.loads(pickle.dumps(clf))
+    for c in (clf, copy):
+        c.partial_fit(X, y).partial_fit(X[:50], y[:50])
+    for name, P in clf.net_.params.items():
+        np.testing.assert_array_equal(copy.net_.params[name], P)
+    assert copy.loss_curve_ == clf.loss_curve_ and copy.n_iter_ == clf.n_iter_
+    assert copy.net_ is copy._trainer.net  # one network, as before pickling

@@ -568,9 +568,9 @@ def checkpoint_args(seed: int = 0, epoch: int = 3) -> dict[str, Any]:
     rng.random(5)
     state = {f"m/{k}": np.full_like(v, 0.25 + seed) for k, v in net.params.items()}
     state["t"] = np.array(epoch * 10, dtype=np.int64)
-    meta = {"epoch": epoch, "history": [{"epoch": e, "train_loss": 1 / (e + 3)} for e in range(epoch)],
-            "rng": rng_state_to_json(rng), "config": {"hidden": [4], "lr": 0.1, "out": Path("runs/x")}}
-    return {"params": net.params, "state": state, "meta": meta}
+    meta = {"epoch": epoch, "rng": rng_state_to_json(rng), "config": {"hidden": [4], "lr": 0.1, "out": Path("runs/x")}}
+    history = [{"epoch": e + 1, "train_loss": 1 / (e + 3), "valid_loss": None} for e in range(epoch)]
+    return {"params": net.params, "state": state, "meta": meta, "history": history}
 
 
 def test_checkpoint_round_trip_restores_arrays_meta_and_random_stream(tmp_path: Path) -> None:
@@ -595,7 +595,7 @@ def test_a_new_checkpoint_replaces_the_old_and_leaves_one_arrays_file(tmp_path: 
     back = P.load_checkpoint(tmp_path)
     assert back.meta["epoch"] == 2
     assert_same_params(second["params"], back.params)
-    assert len(files_in(directory)) == 2 and "meta.json" in files_in(directory)
+    assert len(files_in(directory)) == 3 and "meta.json" in files_in(directory)  # arrays, history, meta
 
 
 @pytest.mark.parametrize("fail_on", [1, 2])  # the arrays file's rename, meta.json's rename
@@ -611,7 +611,7 @@ def test_crash_during_a_checkpoint_leaves_the_previous_one(tmp_path: Path, monke
     assert back.meta["epoch"] == 1
     assert_same_params(first["params"], back.params)
     P.save_checkpoint(tmp_path, **checkpoint_args(2, epoch=3))  # and the next save tidies up
-    assert len(files_in(tmp_path / "checkpoint")) == 2
+    assert len(files_in(tmp_path / "checkpoint")) == 3
 
 
 def rewrite_checkpoint(out: Path, edit: Callable[[dict[str, np.ndarray]], None]) -> None:
@@ -758,3 +758,53 @@ def test_rng_from_json_refuses_bad_states(state: Any, message: str) -> None:
 def test_rng_state_to_json_refuses_generators_it_cannot_restore_safely() -> None:
     with pytest.raises(ValueError, match="rng must use one of PCG64, PCG64DXSM, SFC64. Got MT19937 instead."):
         rng_state_to_json(np.random.Generator(np.random.MT19937(0)))
+
+
+# -- the checkpoint's history file (issue 12 case 11) ---------------------------------
+def _history_file(out: Path) -> Path:
+    return out / "checkpoint" / json.loads((out / "checkpoint" / "meta.json").read_text())["history"]["file"]
+
+
+def test_meta_json_stays_small_and_the_history_is_appended(tmp_path: Path) -> None:
+    args = checkpoint_args()
+    rows = [{"epoch": e + 1, "train_loss": 0.5, "train_error": 0.25, "seconds": 0.01} for e in range(3000)]
+    sizes, prefix = [], b""
+    for n in (1, 10, 3000):
+        P.save_checkpoint(tmp_path, **{**args, "history": rows[:n]})
+        sizes.append((tmp_path / "checkpoint" / "meta.json").stat().st_size)
+        data = _history_file(tmp_path).read_bytes()
+        assert data.startswith(prefix) and data.count(b"\n") == n  # appended: earlier lines untouched
+        prefix = data
+    assert max(sizes) - min(sizes) < 40  # only the counts' digits grow
+    assert P.load_checkpoint(tmp_path).history == rows
+
+
+def test_lines_past_a_crash_are_ignored_then_cut_off(tmp_path: Path) -> None:
+    args = checkpoint_args()
+    P.save_checkpoint(tmp_path, **args)
+    with open(_history_file(tmp_path), "ab") as f:  # a crash after appending, before meta.json's rename
+        f.write(b'{"epoch":4,"train_loss":0.1}\n{"epoch":5,"tra')  # a whole line, then a torn one
+    assert P.load_checkpoint(tmp_path).history == args["history"]
+    more = [*args["history"], {"epoch": 4, "train_loss": 0.2, "valid_loss": None}]
+    P.save_checkpoint(tmp_path, **{**args, "history": more})
+    assert P.load_checkpoint(tmp_path).history == more
+    assert _history_file(tmp_path).read_bytes().count(b"\n") == 4 and b'"epoch":5' not in _history_file(tmp_path).read_bytes()
+
+
+def _edit_history(out: Path) -> None:
+    path = _history_file(out)
+    path.write_bytes(path.read_bytes().replace(b'"train_loss":0.25', b'"train_loss":0.24'))
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (_edit_history, r"history-.*\.jsonl does not match its hash in meta\.json"),
+    (lambda out: _history_file(out).write_bytes(_history_file(out).read_bytes()[:-5]), r"it was truncated"),
+    (lambda out: _history_file(out).unlink(), r"history-.*\.jsonl is missing"),
+    (_edit_meta(_set("history", "file", value="../model.npz")), r"'history\.file' must be like history-01234567"),
+    (_edit_meta(_set("history", "lines", value="3")), r"'history\.lines' must be an integer"),
+])
+def test_a_tampered_history_is_refused(tmp_path: Path, tamper: Callable[[Path], None], message: str) -> None:
+    P.save_checkpoint(tmp_path, **checkpoint_args())
+    tamper(tmp_path)
+    with pytest.raises(ModelFileError, match=message):
+        P.load_checkpoint(tmp_path)

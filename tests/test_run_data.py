@@ -65,7 +65,7 @@ def test_evaluate_from_another_directory_finds_the_run_data(tmp_path: Path, caps
 @pytest.mark.parametrize("with_dataset", [False, True])
 def test_evaluate_prints_what_train_printed_for_idx_files(tmp_path: Path, capsys, with_dataset: bool) -> None:
     data = tmp_path / "digits"
-    write_idx_set(data, n_train=300, n_test=100)
+    write_idx_set(data, n_train=300, n_test=100, learnable=True)  # random labels: "no progress", exit 1
     extra = ["--dataset", str(data)] if with_dataset else []
     trained, evaluated, err = train_then_evaluate(
         ["--dataset", str(data), "--hidden", "8", "--epochs", "2", "--batch-size", "50", "--dtype", "float32",
@@ -113,7 +113,8 @@ def test_a_label_in_the_first_column_is_refused_then_trained_with_label_column(t
     # Case 2: the continuous last column used to be taken as the label (a 2-10-N network trained to chance).
     rng = np.random.default_rng(0)
     y = np.arange(120) % 3
-    table = np.column_stack([y, rng.standard_normal(120) + y, 300 + 1400 * rng.random(120)])
+    # features of unit size: unscaled ones (300..1700) would end in "no progress", exit 1
+    table = np.column_stack([y, rng.standard_normal(120) + y, 0.3 + 1.4 * rng.random(120)])
     path = tmp_path / "wine.csv"
     np.savetxt(path, table, delimiter=",", fmt="%.6g")
     out = tmp_path / "r"
@@ -121,7 +122,7 @@ def test_a_label_in_the_first_column_is_refused_then_trained_with_label_column(t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "looks continuous" not in err[0] and "--label-column" in err[0]
     assert not (out / "model.npz").exists()
-    assert main(["train", "--dataset", str(path), "--label-column", "0", "--out", str(out), "--epochs", "2",
+    assert main(["train", "--dataset", str(path), "--label-column", "0", "--out", str(out), "--epochs", "20",
                  "--quiet", "--no-pictures", "--json"]) == 0
     assert json.loads((out / "config.json").read_text())["architecture"]["sizes"] == [2, 10, 3]
     capsys.readouterr()

@@ -194,7 +194,7 @@ def test_a_directory_of_mnist_idx_files_trains_like_a_named_set(tmp_path: Path, 
     from .test_datasets import write_idx_set
 
     data = tmp_path / "my-mnist"
-    write_idx_set(data, n_train=300, n_test=100)
+    write_idx_set(data, n_train=300, n_test=100, learnable=True)  # random labels would be "no progress", exit 1
     out = tmp_path / "run"
     code, doc = train_json(["--dataset", str(data), "--hidden", "16", "--epochs", "2", "--batch-size", "50",
                             "--dtype", "float32", "--out", str(out)], capsys)
@@ -218,3 +218,114 @@ def test_fashion_mnist_trains_from_debians_package(tmp_path: Path, capsys, monke
     assert code == 0
     assert doc["final"]["test_error"] < 0.17  # two epochs of a small net: ~14-15%
     assert len(doc["history"]) == 2 and doc["history"][1]["valid_error"] < doc["history"][0]["valid_error"] + 0.02
+
+
+def test_early_stopping_then_divergence_saves_the_best_epoch_everywhere(tmp_path: Path, capsys) -> None:
+    # issue 12 case 3: the summary described the best epoch, model.npz held the last one.
+    out = tmp_path / "r"
+    code, doc = train_json(["--dataset", "circles", "--lr", "0.5", "--lr-schedule", "step", "--lr-step", "1",
+                            "--lr-gamma", "3", "--early-stopping", "50", "--out", str(out), "--no-pictures"], capsys)
+    assert code == 1 and doc["stopped_because"] == "diverged" and doc["best_epoch"] < doc["epochs_run"]
+    assert f"kept the parameters of epoch {doc['best_epoch']}." in train_json.stderr  # type: ignore[attr-defined]
+    best = doc["history"][doc["best_epoch"] - 1]
+    assert doc["final"] == {f"{s}_error": best[f"{s}_error"] for s in ("train", "valid", "test")}
+    assert main(["evaluate", "--json", "--model", str(out), "--dataset", "circles"]) == 0
+    splits = json.loads(capsys.readouterr().out)["splits"]
+    assert {f"{s}_error": splits[s]["error"] for s in splits} == doc["final"]
+
+
+def test_no_progress_exits_1_with_a_hint(tmp_path: Path, capsys) -> None:
+    # issue 12 case 9: --lr 100 ended at chance with exit 0 and no word.
+    code, doc = train_json(["--dataset", "circles", "--lr", "100", "--epochs", "20", "--out", str(tmp_path / "r"),
+                            "--no-pictures"], capsys)
+    assert code == 1 and doc["stopped_because"] == "max_epochs"
+    err = train_json.stderr  # type: ignore[attr-defined]
+    assert err.count("\n") == 1 and "no progress" in err and "learning rate (now 100)" in err
+    assert "scaling the features" in err and "Traceback" not in err
+    code, doc = train_json(["--dataset", "circles", "--lr", "0.1", "--epochs", "20", "--out", str(tmp_path / "ok"),
+                            "--no-pictures"], capsys)
+    assert code == 0 and "no progress" not in train_json.stderr  # type: ignore[attr-defined]
+
+
+def test_predict_refuses_rows_that_overflow(tmp_path: Path, capsys) -> None:
+    # issue 12 case 8: a row of 1.7e308 printed NaN probabilities (not JSON) and label 0, exit 0.
+    out = tmp_path / "r1"
+    assert main(["train", "--dataset", "circles", "--epochs", "3", "--lr", "0.1", "--out", str(out), "--no-pictures",
+                 "--quiet"]) == 0
+    huge = tmp_path / "huge.npy"
+    np.save(huge, np.array([[0.0, 1.0], [1.7e308, 1.7e308], [0.5, 0.5], [1.7e308, 1.7e308]]))
+    capsys.readouterr()
+    for extra in (["--proba"], []):
+        assert main(["predict", "--model", str(out), str(huge), "--json", *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert "rows 2, 4, counting from 1" in captured.err and str(huge) in captured.err
+
+
+@pytest.fixture
+def checkpointed(tmp_path: Path) -> Path:
+    """An interrupted circles run in tmp_path/r: 2 of 4 epochs done, with early stopping."""
+    from dataclasses import replace
+
+    from npmlp.runs import DataSpec, write_checkpoint
+    from npmlp.training import Trainer, TrainConfig, train
+
+    config = TrainConfig(hidden=(4,), epochs=2, lr=0.1, early_stopping=5)
+    data = DataSpec("circles")
+    dataset = data.load(seed=config.seed, dtype=config.dtype)
+    trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
+    train(dataset.splits(), config, trainer=trainer)
+    write_checkpoint(tmp_path / "r", trainer, replace(config, epochs=4), data)
+    return tmp_path / "r"
+
+
+def edit_checkpoint_meta(out: Path, edit) -> None:
+    """Edit meta.json's caller fields and make its own hash agree again: only the schema can catch it."""
+    import hashlib
+
+    path = out / "checkpoint" / "meta.json"
+    doc = json.loads(path.read_text())
+    edit(doc["meta"])
+    doc["meta_sha256"] = hashlib.sha256(json.dumps(doc["meta"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    path.write_text(json.dumps(doc))
+
+
+META_EDITS = {
+    "epoch not a number": (lambda m: m.update(epoch="2"), r"'epoch' must be an integer from 0"),
+    "epoch past the history": (lambda m: m.update(epoch=9), r"the history must hold epochs 1 to 9, one row each"),
+    "negative batch": (lambda m: m.update(batch=-1), r"'batch' must be an integer from 0"),
+    "best epoch in the future": (lambda m: m.update(best_epoch=3), r"'best_epoch' must be an integer from 1 to 2"),
+    "no best epoch": (lambda m: m.update(best_epoch=None), r"'best_epoch' \(None\) and the best/ arrays \(some\)"),
+    "rng not a state": (lambda m: m.update(rng=[1, 2]), r"'rng': rng state must name one of PCG64"),
+    "rng_epoch_start of another generator": (lambda m: m.update(rng_epoch_start={"bit_generator": "MT19937"}),
+                                             r"'rng_epoch_start': rng state must name one of"),
+    "mid-epoch without rng_epoch_start": (lambda m: m.update(batch=3, rng_epoch_start=None),
+                                          r"'rng_epoch_start': rng state must name one of"),
+    "rng_epoch_start garbage": (lambda m: m["rng_epoch_start"]["state"].update(state="x"),
+                                r"'rng_epoch_start': rng state is not a valid PCG64 state"),
+    "config missing": (lambda m: m.pop("config"), r"'meta\.config' must be an object"),
+    "hidden not sizes": (lambda m: m["config"].update(hidden="abc"), r"unusable settings: hidden must be"),
+    "other hidden sizes": (lambda m: m["config"].update(hidden=[5]), r"sizes \[2, 4, 2\]; the settings say hidden \[5\]"),
+    "unknown data field": (lambda m: m["data"].update(colour="red"), r"unusable settings: .*colour"),
+    "dataset not a string": (lambda m: m["data"].update(dataset=5), r"'meta\.data\.dataset' must be a string"),
+}
+
+
+@pytest.mark.parametrize("case", list(META_EDITS))
+def test_edited_checkpoint_fields_exit_2_with_one_line(checkpointed: Path, case: str, capsys) -> None:
+    # issue 12 case 11: once meta.json's hash matched, edited fields gave KeyError/TypeError tracebacks.
+    import re
+
+    edit, message = META_EDITS[case]
+    edit_checkpoint_meta(checkpointed, edit)
+    assert main(["train", "--resume", "--out", str(checkpointed), "--quiet", "--no-pictures"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(message, err), err
+    assert err.startswith("npmlp train: error: ") and "Traceback" not in err
+
+
+def test_a_checkpoint_resumes_from_its_history_file(checkpointed: Path, capsys) -> None:
+    meta = json.loads((checkpointed / "checkpoint" / "meta.json").read_text())
+    assert "history" not in meta["meta"] and meta["history"]["lines"] == 2
+    code, doc = train_json(["--resume", "--out", str(checkpointed), "--no-pictures"], capsys)
+    assert code == 0 and [r["epoch"] for r in doc["history"]] == [1, 2, 3, 4]

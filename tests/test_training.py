@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from npmlp.training import TrainConfig, Trainer, evaluate, train
+from npmlp.training import TrainConfig, Trainer, TrainResult, evaluate, train
 
 
 def rings(n: int, seed: int, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +131,8 @@ def test_interrupt_then_continue_matches_an_uninterrupted_run() -> None:
     trainer.optimizer.step = counting_step  # type: ignore[method-assign]
     first = train(splits(), config, trainer=trainer, on_epoch=stop_in_epoch_two)
     assert first.stopped_because == "interrupted" and trainer.state.batch == 5
+    assert_net_is_final(first)  # the result holds epoch 1's parameters; the trainer goes on mid-epoch
+    assert first.net is not trainer.net
     trainer.stop_requested = False
     trainer.optimizer.step = step  # type: ignore[method-assign]
     rest = train(splits(), config, trainer=trainer)
@@ -157,3 +159,50 @@ def test_an_epoch_callback_can_end_the_run_with_its_reason() -> None:
 
     result = train(splits(), TrainConfig(hidden=[4], epochs=50), on_epoch=after_three)
     assert result.stopped_because == "enough" and result.epochs_run == 3
+
+
+def assert_net_is_final(result: TrainResult) -> None:
+    """The returned network's errors on every split are those ``result.final()`` reports."""
+    for s, (X, y) in splits().items():
+        assert evaluate(result.net, X, y)[1] == result.final()[f"{s}_error"], s
+
+
+def test_the_returned_net_is_the_best_epoch_even_when_the_run_diverges() -> None:
+    # issue 12 case 3: the diverged path returned the last epoch's parameters, final() the best epoch's.
+    config = TrainConfig(hidden=[10], batch_size=10, epochs=200, lr=0.5, lr_schedule="step", lr_step=1, lr_gamma=3,
+                         early_stopping=50, seed=0)
+    result = train(splits(), config)
+    assert result.stopped_because == "diverged" and result.best_epoch is not None
+    assert result.best_epoch < result.epochs_run
+    assert f"kept the parameters of epoch {result.best_epoch}." in result.message
+    assert_net_is_final(result)
+
+
+@pytest.mark.parametrize("stop", ["early_stopping", "converged", "diverged", "max_epochs"])
+def test_every_way_of_ending_returns_the_net_final_describes(stop: str) -> None:
+    kw = {"early_stopping": dict(lr=0.5, early_stopping=2), "converged": dict(lr=1e-4, batch_size=360, tol=1e-3),
+          "diverged": dict(lr=1e6), "max_epochs": dict(lr=0.1, epochs=5)}[stop]
+    result = train(splits(), TrainConfig(**{"hidden": [10], "epochs": 500, "seed": 0, **kw}))
+    assert result.stopped_because == stop
+    if result.history:
+        assert_net_is_final(result)
+
+
+def test_no_progress_is_recorded_against_the_majority_class() -> None:
+    # issue 12 case 9: ending at chance used to look like any other run.
+    good = train(splits(), TrainConfig(hidden=[10], epochs=20, lr=0.1, seed=1))
+    assert not good.no_progress and good.majority_error == 0.5 and good.message == ""
+    X, y = splits()["train"]
+    flat = {"train": (np.zeros_like(X), y)}  # the rows cannot be told apart: the error stays at 50%
+    result = train(flat, TrainConfig(hidden=[4], epochs=3))
+    assert result.no_progress and result.stopped_because == "max_epochs"
+    assert "no progress: the final train error (50.00%) is not below 50.00%" in result.message
+    assert "learning rate (now 0.03)" in result.message
+    y_skewed = np.where(np.arange(len(y)) % 10 == 0, 1, 0)  # 90% class 0: 10% error is no progress either
+    result = train({"train": (np.zeros_like(X), y_skewed)}, TrainConfig(hidden=[4], epochs=3))
+    assert result.majority_error == pytest.approx(0.1) and result.no_progress
+
+
+def test_a_run_diverging_in_its_first_epoch_made_no_progress() -> None:
+    result = train(splits(), TrainConfig(hidden=[10], batch_size=10, epochs=5, lr=1e6, seed=0))
+    assert result.stopped_because == "diverged" and result.epochs_run == 0 and result.no_progress

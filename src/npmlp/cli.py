@@ -116,10 +116,36 @@ def _setting_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[s
 NETWORK_SETTINGS = ("hidden", "activation", "l1", "l2", "dtype")
 
 
+def strict_json(value: Any, path: str = "", non_finite: list[str] | None = None) -> tuple[Any, list[str]]:
+    """``value`` with every nan/inf number replaced by None, and the JSON Pointers (RFC 6901) of those numbers.
+
+    NumPy scalars and arrays become Python numbers and lists on the way.
+    """
+    found = [] if non_finite is None else non_finite
+    if isinstance(value, (np.ndarray, np.generic)):
+        value = value.tolist()
+    if isinstance(value, float) and not np.isfinite(value):
+        found.append(path)
+        return None, found
+    if isinstance(value, dict):  # RFC 6901 escapes "~" and "/" in keys
+        return {k: strict_json(v, path + "/" + str(k).replace("~", "~0").replace("/", "~1"), found)[0]
+                for k, v in value.items()}, found
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v, f"{path}/{i}", found)[0] for i, v in enumerate(value)], found
+    return value, found
+
+
 def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
-    """Print the JSON document with ``--json``, else the human text."""
+    """Print the JSON document with ``--json``, else the human text.
+
+    The document is strict JSON: a nan or inf number is written as ``null`` and its JSON
+    Pointer listed in a top-level ``"non_finite"`` array (present only when there are some).
+    """
     if args.json:
-        json.dump(document, sys.stdout, indent=2)
+        document, non_finite = strict_json(document)
+        if non_finite:
+            document = {**document, "non_finite": non_finite}
+        json.dump(document, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(text)
@@ -196,10 +222,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"npmlp train: interrupted; checkpoint saved. Resume with: npmlp train --resume --out {out}", file=sys.stderr)
         emit(args, doc, line)
         return 130
-    if not publishable(result):
+    if publishable(result, replacing=args.overwrite):
+        emit(args, doc, f"{line}\nwrote {out}/" + (f" (the model of the best epoch, {result.best_epoch})"
+                                                    if result.stopped_because == "diverged" else ""))
+    else:
         emit(args, doc, f"{line}\nno model written" + (f"; {out}/ keeps what was there" if args.overwrite else ""))
+    if result.stopped_because == "diverged" or result.no_progress or not publishable(result, replacing=args.overwrite):
         raise DivergenceError(result.message or f"the run stopped ({result.stopped_because}) without a model.")
-    emit(args, doc, f"{line}\nwrote {out}/")
     return 0
 
 
@@ -265,18 +294,23 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .datasets import load_features
+    from .functions import softmax
     from .persistence import load_model
+    from .training import refuse_nonfinite_rows
 
     net, _ = load_model(args.model)
     X = load_features(args.input, dtype=net.dtype.name)
     if X.shape[1] != net.sizes[0]:
         raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {net.sizes[0]} features.")
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, naming the rows
+        Oa = net.logits(X)
+    refuse_nonfinite_rows(Oa, source=str(args.input))
     if args.proba:
-        P = net.predict_proba(X)
+        P = softmax(Oa)
         text = "\n".join(",".join(f"{p:.6g}" for p in row) for row in P)
         emit(args, {"probabilities": P.tolist()}, text)
     else:
-        labels = net.predict(X)
+        labels = Oa.argmax(axis=1)
         emit(args, {"predictions": labels.tolist()}, "\n".join(map(str, labels)))
     return 0
 

@@ -17,7 +17,7 @@ import math
 import numbers
 import warnings
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -115,9 +115,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     n_iter_ : int
         Epochs run, counting every ``partial_fit`` call.
     best_epoch_ : int
-        The epoch (1-based) whose parameters ``net_`` holds.
+        The epoch (1-based) whose parameters ``net_`` holds: with early stopping the best
+        one, however the run ended (a divergence included).
     stopped_because_ : str
         ``max_epochs``, ``early_stopping``, ``converged``, ``diverged`` or ``partial_fit``.
+    no_progress_ : bool
+        The last fit or partial_fit ended no better than always guessing the most common
+        class (validation error with early stopping, else training error). Recorded only:
+        random labels are a legitimate thing to fit.
+
+    Pickling keeps the fitted model, the settings and what ``partial_fit`` needs to continue
+    bit for bit (the optimizer's moments, the generator's state); never the training rows
+    or the trainer's workspace buffers.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -178,6 +187,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         trainer = self._trainer
         epochs = max(trainer.config.epochs, trainer.state.epoch + 1)
         trainer.config = replace(trainer.config, epochs=epochs, early_stopping=None, tol=0.0)
+        # Without early stopping the network is the last epoch's: a best epoch of fit no longer applies.
+        trainer.state.best_epoch, trainer.state.best_params = None, None
         result = train({"train": (X, codes)}, trainer.config, trainer=trainer, on_epoch=_one_epoch)
         self._record(trainer, result, validation=False)
         return self
@@ -233,8 +244,30 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(history)
         self.best_epoch_ = (result.best_epoch if result else None) or self.n_iter_
         self.stopped_because_ = result.stopped_because if result else "partial_fit"
+        self.no_progress_ = bool(result.no_progress) if result else False
         if result is not None and result.stopped_because == "diverged":
             warnings.warn(result.message, ConvergenceWarning, stacklevel=3)
+
+    # -- pickling ------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The attributes, the trainer replaced by its state: no workspace buffers, no training rows."""
+        state = dict(super().__getstate__())
+        trainer = state.pop("_trainer", None)
+        if trainer is not None:
+            arrays, meta = trainer.state_dict()
+            state["_trainer_state"] = {"config": trainer.config.to_dict(), "arrays": arrays, "meta": meta,
+                                       "history": trainer.state.history}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        saved = state.pop("_trainer_state", None)
+        super().__setstate__(state)
+        if saved is not None:
+            config = TrainConfig.from_dict(saved["config"])
+            self._trainer = Trainer.from_state(config, self.net_.params, saved["arrays"], saved["meta"],
+                                               saved["history"])
+            self.net_ = self._trainer.net
 
     # -- prediction ----------------------------------------------------------------------
     def _logits(self, X: ArrayLike) -> NDArray[np.floating]:

@@ -30,20 +30,29 @@ mixed pair is reported as a checksum mismatch, never loaded as a silently wrong 
 Checkpoints: ``DIR/checkpoint/``
 --------------------------------
 ``checkpoint/arrays-<first 16 hex digits of its sha256>.npz`` holds the parameters as
-``param/NAME`` and the optimizer's arrays as ``state/NAME``; ``checkpoint/meta.json`` holds::
+``param/NAME`` and the optimizer's arrays as ``state/NAME``; ``checkpoint/history-<8 hex
+digits>.jsonl`` the history, one JSON object per line (an epoch); ``checkpoint/meta.json``::
 
-    {"format_version": 1, "npmlp_version": "0.1.0",
+    {"format_version": 2, "npmlp_version": "0.1.0",
      "arrays_file": "arrays-0123456789abcdef.npz",
      "arrays": {"param/W1": {"shape": [...], "dtype": "float64"}, ...},
      "sha256": "<arrays_sha256 of the arrays in the order listed>",
+     "history": {"file": "history-01234567.jsonl", "lines": n, "bytes": b, "last_offset": o,
+                 "sha256": "<h_n, where h_0 = 64 zeros, h_i = sha256(h_(i-1) as hex + line i)>"},
      "meta_sha256": "<sha256 of json.dumps(meta, sort_keys=True, separators=(",", ":"))>",
-     "meta": {...}}                                   # the caller's: epoch, history, RNG state
+     "meta": {...}}                                   # the caller's: epoch, RNG state, settings
+
+``meta.json`` stays small however long the run: the history file grows by appending. Only
+its first ``bytes`` bytes (``lines`` lines, the last one starting at ``last_offset``) belong to
+the checkpoint: lines a crash left past them, a torn last line included, are ignored and cut
+off by the next checkpoint.
 
 A new checkpoint writes its arrays under a new name, so the old arrays file stays untouched
-(the same name means the same arrays), and ``meta.json`` is renamed last: that rename is the
-commit point. A crash at any moment leaves ``meta.json`` naming a complete arrays file, the
-old one or the new one; arrays files no ``meta.json`` names any more are deleted after the
-commit.
+(the same name means the same arrays), appends to the history file after the bytes the old
+``meta.json`` counts (fsynced), and renames ``meta.json`` last: that rename is the commit
+point. A crash at any moment leaves ``meta.json`` naming a complete arrays file and history
+prefix, the old ones or the new ones; files no ``meta.json`` names any more are deleted
+after the commit.
 """
 
 from __future__ import annotations
@@ -57,14 +66,14 @@ import struct
 import zipfile
 import zlib
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .atomicfile import _fsync_dir, _json_text, _staged
+from .atomicfile import _fsync_dir, _json_default, _json_text, _staged
 from .errors import ModelFileError
 from .network import DTYPES, MLP
 
@@ -83,7 +92,7 @@ PathLike = str | os.PathLike[str]
 Listing = dict[str, tuple[tuple[int, ...], np.dtype]]
 
 FORMAT_VERSION = 2
-CHECKPOINT_FORMAT_VERSION = 2
+CHECKPOINT_FORMAT_VERSION = 2  # 2: the history in an append-only file beside meta.json
 MODEL_FILE = "model.npz"
 EMBEDDED_CONFIG = "config"  # format 2: model.npz's uint8 member holding config.json's text
 CONFIG_FILE = "config.json"
@@ -95,7 +104,8 @@ _ARRAY_DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64",
                  "uint8", "uint16", "uint32", "uint64", "bool")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*(/[A-Za-z_][A-Za-z0-9_.-]*)*")
 _SHA = re.compile(r"[0-9a-f]{64}")
-_ARRAYS_FILE = re.compile(r"arrays-[0-9a-f]{16}\.npz")
+_ARRAYS_FILE = re.compile(r"arrays-[0-9a-f]{16}\.npz|history-[0-9a-f]{8}\.jsonl")
+_HISTORY_FILE = re.compile(r"history-[0-9a-f]{8}\.jsonl")
 _OUR_TEMP = re.compile(r"\.(arrays-[0-9a-f]{16}\.npz|meta\.json)\.[0-9a-f]{8}\.tmp")
 # What a damaged archive can raise from zipfile, zlib or numpy's .npy reader.
 _READ_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, OverflowError,
@@ -542,6 +552,114 @@ class Checkpoint:
     params: dict[str, NDArray[Any]]
     state: dict[str, NDArray[Any]]
     meta: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+_NO_LINES = "0" * 64  # h_0 of the history's hash chain
+
+
+def _chain(digest: str, line: bytes) -> str:
+    return hashlib.sha256(digest.encode() + line).hexdigest()
+
+
+def _history_line(row: Mapping[str, Any], path: Path) -> bytes:
+    """One history row as one line of compact JSON; finite numbers only."""
+    try:
+        return (json.dumps(row, separators=(",", ":"), allow_nan=False, default=_json_default) + "\n").encode()
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"cannot write {path} as JSON lines: {exc}.") from exc
+
+
+def _previous_history(checkpoint: Path) -> dict[str, Any] | None:
+    """The history entry of the committed ``meta.json``, when there is a well-formed one."""
+    try:
+        entry = json.loads((checkpoint / META_FILE).read_text(encoding="utf-8"))["history"]
+        ints = [entry[k] for k in ("lines", "bytes", "last_offset")]
+        ok = (_HISTORY_FILE.fullmatch(entry["file"]) and _SHA.fullmatch(entry["sha256"])
+              and all(type(v) is int and v >= 0 for v in ints))
+        return dict(entry) if ok else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _append_history(checkpoint: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Make the history file hold ``rows`` as its first lines; return the entry ``meta.json`` records.
+
+    Appends after the lines the committed ``meta.json`` counts when they are a prefix of
+    ``rows`` (checked on the last one), cutting off whatever a crash left past them; else
+    writes a new file. Fsynced before returning: ``meta.json``'s rename is the commit.
+    """
+    lines = [_history_line(row, checkpoint / "history.jsonl") for row in rows]
+    prev = _previous_history(checkpoint)
+    if prev is not None and 0 < prev["lines"] <= len(lines):
+        try:
+            with open(checkpoint / prev["file"], "r+b") as f:
+                f.seek(prev["last_offset"])
+                last = lines[prev["lines"] - 1]
+                if prev["last_offset"] + len(last) == prev["bytes"] and f.read(len(last)) == last:
+                    return _write_lines(f, prev, lines)
+        except OSError:
+            pass  # unreadable: start a new file
+    name = f"history-{os.urandom(4).hex()}.jsonl"
+    fd = os.open(checkpoint / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    with os.fdopen(fd, "wb") as f:
+        return _write_lines(f, {"file": name, "lines": 0, "bytes": 0, "last_offset": 0, "sha256": _NO_LINES}, lines)
+
+
+def _write_lines(f: IO[bytes], entry: dict[str, Any], lines: Sequence[bytes]) -> dict[str, Any]:
+    """Write ``lines[entry["lines"]:]`` at byte ``entry["bytes"]`` of ``f``, truncate, fsync; the new entry."""
+    entry = dict(entry)
+    f.seek(entry["bytes"])
+    f.truncate()
+    for line in lines[entry["lines"]:]:
+        f.write(line)
+        entry["sha256"] = _chain(entry["sha256"], line)
+        entry["last_offset"], entry["bytes"] = entry["bytes"], entry["bytes"] + len(line)
+    entry["lines"] = len(lines)
+    f.flush()
+    os.fsync(f.fileno())
+    return entry
+
+
+def _read_history(checkpoint: Path, doc: Mapping[str, Any], meta_path: Path) -> list[dict[str, Any]]:
+    """The history lines ``meta.json`` counts, checked against its hash chain; lines past them are ignored."""
+    entry = _get(doc, "history", dict, meta_path)
+    name = _get(entry, "file", str, meta_path, "history.")
+    if not _HISTORY_FILE.fullmatch(name):
+        raise ModelFileError(f"{meta_path}: 'history.file' must be like history-01234567.jsonl. "
+                             f"Got {_short(name)} instead.")
+    n, size, last = (_ints([_get(entry, k, int, meta_path, "history.")], f"history.{k}", meta_path, minimum=0)[0]
+                     for k in ("lines", "bytes", "last_offset"))
+    digest = _sha_field(entry, "sha256", meta_path)
+    path = checkpoint / name
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(size)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} is missing; {meta_path.name} needs it.") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}.") from exc
+    if len(raw) < size:
+        raise ModelFileError(f"{path} holds {len(raw)} bytes; {meta_path.name} counts {size}: it was truncated.")
+    lines = [line + b"\n" for line in raw.split(b"\n")[:-1]]  # a torn last line has no newline: not counted
+    chain = _NO_LINES
+    for line in lines:
+        chain = _chain(chain, line)
+    if len(lines) != n or chain != digest or sum(map(len, lines)) != size or (n and size - len(lines[-1]) != last):
+        raise ModelFileError(f"{path} does not match its hash in {meta_path.name}: the file was modified or corrupted.")
+    return [_history_row(line, i, path) for i, line in enumerate(lines)]
+
+
+def _history_row(line: bytes, i: int, path: Path) -> dict[str, Any]:
+    """Line ``i`` of the history: an object of finite numbers or nulls."""
+    try:
+        row = json.loads(line.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: line {i + 1} is not valid JSON: {exc}.") from exc
+    if not isinstance(row, dict) or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                            for v in row.values()):
+        raise ModelFileError(f"{path}: line {i + 1} must be an object of numbers or nulls. Got {_short(row)} instead.")
+    return row
 
 
 def _checkpoint_arrays(params: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, NDArray[Any]]:
@@ -561,7 +679,8 @@ def _checkpoint_arrays(params: Mapping[str, Any], state: Mapping[str, Any]) -> d
 
 
 def save_checkpoint(out_dir: PathLike, *, params: Mapping[str, NDArray[Any]],
-                    state: Mapping[str, NDArray[Any]], meta: Mapping[str, Any]) -> Path:
+                    state: Mapping[str, NDArray[Any]], meta: Mapping[str, Any],
+                    history: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``out_dir/checkpoint/`` so that a crash leaves the old checkpoint or the new one.
 
     Parameters
@@ -573,7 +692,10 @@ def save_checkpoint(out_dir: PathLike, *, params: Mapping[str, NDArray[Any]],
     state : dict of str to array
         The optimizer's arrays (float, integer or bool), names like ``m/W1``.
     meta : dict
-        JSON-able: epoch, history, ``rng_state_to_json(rng)``, the run's configuration.
+        JSON-able and small: epoch, ``rng_state_to_json(rng)``, the run's configuration.
+    history : sequence of dict
+        One row of numbers (or None) per epoch, the earlier ones as the previous checkpoint
+        had them: only the new rows are written (appended to the history file).
 
     Returns
     -------
@@ -586,22 +708,25 @@ def save_checkpoint(out_dir: PathLike, *, params: Mapping[str, NDArray[Any]],
     meta = json.loads(_json_text(meta, checkpoint / META_FILE))  # as load_checkpoint will see it
     digest = arrays_sha256(arrays)
     arrays_file = f"arrays-{digest[:16]}.npz"
-    doc = {"format_version": CHECKPOINT_FORMAT_VERSION, "npmlp_version": __version__,
-           "arrays_file": arrays_file, "arrays": _describe(arrays), "sha256": digest,
-           "meta_sha256": _json_sha256(meta), "meta": meta}
-    text = _json_text(doc, checkpoint / META_FILE)
+    doc: dict[str, Any] = {"format_version": CHECKPOINT_FORMAT_VERSION, "npmlp_version": __version__,
+                           "arrays_file": arrays_file, "arrays": _describe(arrays), "sha256": digest,
+                           "meta_sha256": _json_sha256(meta), "meta": meta}
+    _json_text(doc, checkpoint / META_FILE)  # refuse what JSON cannot hold before writing anything
     checkpoint.mkdir(parents=True, exist_ok=True)
+    doc["history"] = _append_history(checkpoint, history)
+    keep = {arrays_file, doc["history"]["file"]}
+    text = _json_text(doc, checkpoint / META_FILE)
     with _staged([(checkpoint / arrays_file, "wb"), (checkpoint / META_FILE, "w")]) as (f_arrays, f_meta):
         np.savez(f_arrays, **arrays)
         f_meta.write(text)
-    _remove_stale(checkpoint, keep=arrays_file)
+    _remove_stale(checkpoint, keep=keep)
     return checkpoint
 
 
-def _remove_stale(checkpoint: Path, *, keep: str) -> None:
-    """Delete arrays files other than ``keep`` and the temporary files of crashed writes."""
+def _remove_stale(checkpoint: Path, *, keep: set[str]) -> None:
+    """Delete arrays and history files other than ``keep`` and the temporary files of crashed writes."""
     for p in checkpoint.iterdir():
-        if p.name != keep and (_ARRAYS_FILE.fullmatch(p.name) or _OUR_TEMP.fullmatch(p.name)):
+        if p.name not in keep and (_ARRAYS_FILE.fullmatch(p.name) or _OUR_TEMP.fullmatch(p.name)):
             with suppress(OSError):
                 p.unlink()
 
@@ -624,10 +749,16 @@ def _read_checkpoint(checkpoint: Path) -> Checkpoint:
     meta = _get(doc, "meta", dict, meta_path)
     if _json_sha256(meta) != _sha_field(doc, "meta_sha256", meta_path):
         raise ModelFileError(f"{meta_path} does not match its own 'meta_sha256': the file was modified or corrupted.")
+    if doc["format_version"] == 1:  # the history inside meta, as npmlp wrote it before
+        rows = meta.pop("history", [])
+        history = [_history_row(json.dumps(row).encode(), i, meta_path) for i, row in enumerate(rows)] if isinstance(
+            rows, list) else [_history_row(b"[]", 0, meta_path)]
+    else:
+        history = _read_history(checkpoint, doc, meta_path)
     arrays = _read_npz(checkpoint / arrays_file, listing, meta_path)
     _check_loaded(arrays, digest, checkpoint / arrays_file, meta_path)
     split = {p: {k.removeprefix(p): a for k, a in arrays.items() if k.startswith(p)} for p in ("param/", "state/")}
-    return Checkpoint(params=split["param/"], state=split["state/"], meta=meta)
+    return Checkpoint(params=split["param/"], state=split["state/"], meta=meta, history=history)
 
 
 def load_checkpoint(out_dir: PathLike) -> Checkpoint:
@@ -664,7 +795,7 @@ def remove_checkpoint(out_dir: PathLike) -> None:
     with suppress(FileNotFoundError):
         (checkpoint / META_FILE).unlink()
     _fsync_dir(checkpoint)
-    _remove_stale(checkpoint, keep="")
+    _remove_stale(checkpoint, keep=set())
     with suppress(OSError):
         checkpoint.rmdir()
 

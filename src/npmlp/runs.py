@@ -38,7 +38,7 @@ import numpy as np
 from . import __version__
 from .atomicfile import LOCK_FILE, _fsync_dir, atomic_write_json, atomic_write_text, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
-from .errors import RunDirectoryError
+from .errors import ModelFileError, RunDirectoryError
 from .persistence import (
     CHECKPOINT_DIR,
     META_FILE,
@@ -49,7 +49,7 @@ from .persistence import (
     save_model,
 )
 from .settings import Integer, Real, Text, declared, setting, validate
-from .training import SPLITS, Trainer, TrainConfig, TrainResult, train
+from .training import Trainer, TrainConfig, TrainResult, train
 
 
 @dataclass
@@ -79,18 +79,33 @@ class DataSpec:
 
 
 def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec) -> None:
-    """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``."""
+    """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``.
+
+    ``meta.json`` holds the settings and the trainer's small state; the history is appended
+    to the checkpoint's history file, so a checkpoint costs the same in every epoch.
+    """
     arrays, state = trainer.state_dict()
-    meta = {"config": config.to_dict(), "data": data.__dict__, "history": trainer.state.history, **state}
-    save_checkpoint(out, params=trainer.net.params, state=arrays, meta=meta)
+    meta = {"config": config.to_dict(), "data": data.__dict__, **state}
+    save_checkpoint(out, params=trainer.net.params, state=arrays, meta=meta, history=trainer.state.history)
 
 
 def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
-    """Rebuild the trainer of an interrupted run from ``out/checkpoint/``, exactly as it was."""
+    """Rebuild the trainer of an interrupted run from ``out/checkpoint/``, exactly as it was.
+
+    Every field is checked: an edited checkpoint gives a one-line :class:`ModelFileError`.
+    """
     ck = load_checkpoint(out)
-    meta = ck.meta
-    config, data = TrainConfig.from_dict(meta["config"]), DataSpec(**meta["data"])
-    return Trainer.from_state(config, ck.params, ck.state, meta, meta["history"]), config, data
+    meta, where = ck.meta, out / "checkpoint" / "meta.json"
+    for key in ("config", "data"):
+        if not isinstance(meta.get(key), dict):
+            raise ModelFileError(f"{where}: 'meta.{key}' must be an object. Got {meta.get(key)!r:.80} instead.")
+    try:
+        config, data = TrainConfig.from_dict(meta["config"]), DataSpec(**meta["data"])
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{where} holds unusable settings: {exc}") from exc
+    if not isinstance(data.dataset, str):
+        raise ModelFileError(f"{where}: 'meta.data.dataset' must be a string. Got {data.dataset!r:.80} instead.")
+    return Trainer.from_state(config, ck.params, ck.state, meta, ck.history, where=where), config, data
 
 
 @contextmanager
@@ -131,10 +146,16 @@ LEGACY_OUTPUTS = ("model.npz", "config.json", "history.json", "history.csv", "cu
 DirState = Literal["new", "empty", "resumable", "finished", "stopped", "other"]
 
 
-def publishable(result: TrainResult) -> bool:
-    """Whether a run's model may be written, replacing an earlier one: it trained, and did not diverge,
-    stall or stop half-way. Every writer of a run's model asks this one predicate."""
-    return result.epochs_run > 0 and result.stopped_because not in ("diverged", "interrupted", "no_progress")
+def publishable(result: TrainResult, *, replacing: bool = False) -> bool:
+    """Whether a run's model may be written: it trained, made progress and did not stop half-way.
+
+    A run that diverged writes a model only when early stopping kept an earlier best epoch (the
+    model every summary then describes), and never over an earlier run (``replacing``). Every
+    writer of a run's model asks this one predicate.
+    """
+    if result.epochs_run == 0 or result.no_progress or result.stopped_because == "interrupted":
+        return False
+    return result.stopped_because != "diverged" or (result.best_epoch is not None and not replacing)
 
 
 def directory_state(out: Path) -> DirState:
@@ -396,7 +417,7 @@ def _finish(work: Path, result: TrainResult, dataset: Dataset, config: TrainConf
         return work  # the checkpoint stays, to resume
     info = {"stopped_because": result.stopped_because}
     replaces = _replaces(work)
-    if publishable(result):
+    if publishable(result, replacing=replaces is not None):
         files = write_outputs(work, result, dataset, config, data, pictures=pictures)
     else:  # no model: the history says what happened, nothing replaces a model that was there
         files = write_history(work, result.history)
@@ -404,7 +425,7 @@ def _finish(work: Path, result: TrainResult, dataset: Dataset, config: TrainConf
     write_manifest(work, files, **info)
     if replaces is None:
         return work
-    if not publishable(result):
+    if not publishable(result, replacing=True):
         shutil.rmtree(work, ignore_errors=True)
         return replaces
     if replaces != holding:  # a resumed staging directory: its target is not locked yet

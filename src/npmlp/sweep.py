@@ -341,6 +341,7 @@ def _train_trial(trial: Mapping[str, Any], max_seconds: float | None, prefetch: 
         "epochs_run": result.epochs_run,
         "best_epoch": result.best_epoch,
         "stopped_because": result.stopped_because,
+        "no_progress": result.no_progress,
         "message": result.message,
     }
 

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .minibatches import Prefetcher, gathered, prefetch_pays
-from .errors import ModelFileError
+from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
 from .network import BACKPROPS, DTYPES, MLP, Array, Workspace, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
@@ -92,13 +92,22 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a run produced: the network (best parameters when early stopping ran) and its history."""
+    """What a run produced: the network and its history.
+
+    ``net`` always holds the parameters :meth:`final` describes: the best epoch's with early
+    stopping (however the run ended), else the last completed epoch's. ``no_progress`` says the
+    final validation error (training error without a validation split) is not below guessing
+    the most common class, ``majority_error``, minus one example; ``message`` then says so with
+    a hint. It is recorded, never raised: fitting random labels is a legitimate thing to do.
+    """
 
     net: MLP
     history: list[dict[str, Any]]
     stopped_because: str
     best_epoch: int | None = None
     message: str = ""
+    no_progress: bool = False
+    majority_error: float | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -110,17 +119,67 @@ class TrainResult:
         return {f"{s}_error": row.get(f"{s}_error") for s in SPLITS}
 
 
-def evaluate(net: MLP, X: Array, y: NDArray[np.intp], *, batch_size: int = 2048) -> tuple[float, float]:
-    """Mean NLL (without penalty) and classification error of ``net`` on ``(X, y)``, batched."""
+def evaluate(net: MLP, X: Array, y: NDArray[np.intp], *, batch_size: int = 2048,
+             check_finite: bool = False) -> tuple[float, float]:
+    """Mean NLL (without penalty) and classification error of ``net`` on ``(X, y)``, batched.
+
+    ``check_finite``: raise :class:`DataError` naming the first rows whose logits overflow
+    (the training loop leaves it off: a non-finite loss there is how divergence shows).
+    """
     if X.shape[0] == 0:
         return float("nan"), float("nan")
     loss_sum, wrong = 0.0, 0
     for i in range(0, X.shape[0], batch_size):
-        Oa = net.forward(X[i : i + batch_size]).logits
+        with np.errstate(over="ignore", invalid="ignore") if check_finite else contextlib.nullcontext():
+            Oa = net.forward(X[i : i + batch_size]).logits
+        if check_finite:
+            refuse_nonfinite_rows(Oa, first_row=i)
         yb = y[i : i + batch_size]
         loss_sum += float(nll(Oa, yb)) * yb.shape[0]
         wrong += int(np.count_nonzero(Oa.argmax(axis=1) != yb))
     return loss_sum / X.shape[0], wrong / X.shape[0]
+
+
+def refuse_nonfinite_rows(Oa: Array, *, first_row: int = 0, source: str = "the input") -> None:
+    """Raise :class:`DataError` naming the first rows (counted from 1) whose logits ``Oa`` (n, m) are not finite.
+
+    Inputs far out of the training range (1.7e308, say) overflow the activations to inf and
+    then nan, and ``argmax`` of a nan row is 0: a label that means nothing.
+    """
+    bad = np.flatnonzero(~np.isfinite(Oa).all(axis=1))
+    if bad.size:
+        rows = ", ".join(str(first_row + int(r) + 1) for r in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise DataError(f"{source} has rows whose activations overflow (row{'s' if bad.size > 1 else ''} {rows}, "
+                        f"counting from 1; "
+                        f"{bad.size} in all): their values are far outside what the model was trained on.")
+
+
+def majority_error(y: NDArray[np.intp]) -> float:
+    """The error of always guessing the most common label of ``y`` (n,)."""
+    return 1.0 - int(np.bincount(y).max()) / y.shape[0] if y.shape[0] else float("nan")
+
+
+def judge_progress(result: TrainResult, splits: Mapping[str, Split], lr: float) -> TrainResult:
+    """Set ``result.no_progress`` (and its hint in ``message``) from the split the final error is measured on.
+
+    No progress: the final validation error (training error without validation rows) is not
+    below the majority-class error minus one example, or no epoch completed at all.
+    """
+    split = "valid" if "valid" in splits and splits["valid"][1].shape[0] else "train"
+    y = splits[split][1]
+    result.majority_error = majority_error(y)
+    if result.stopped_because == "interrupted":
+        return result
+    error = result.final().get(f"{split}_error")
+    if error is not None and error < result.majority_error - 1 / max(y.shape[0], 1):
+        return result
+    result.no_progress = True
+    shown = "no epoch completed" if error is None else f"{100 * error:.2f}%"
+    hint = (f"no progress: the final {split} error ({shown}) is not below {100 * result.majority_error:.2f}% "
+            f"(always guessing the most common class) by one example. Try a lower learning rate (now {lr:g}) "
+            f"or scaling the features to about unit size.")
+    result.message = f"{result.message} {hint}".strip()
+    return result
 
 
 #: A train loss this many times that of guessing uniformly (log m) means divergence:
@@ -198,10 +257,20 @@ class Trainer:
 
     @classmethod
     def from_state(cls, config: TrainConfig, params: Mapping[str, Array], arrays: Mapping[str, Array],
-                   meta: Mapping[str, Any], history: list[dict[str, Any]]) -> Trainer:
-        """The trainer :meth:`state_dict` described, with the network's ``params`` and the run's ``history``."""
-        net = MLP({k: v.copy() for k, v in params.items()}, activation=config.activation, l1=config.l1, l2=config.l2)
+                   meta: Mapping[str, Any], history: list[dict[str, Any]], *, where: object = "the state") -> Trainer:
+        """The trainer :meth:`state_dict` described, with the network's ``params`` and the run's ``history``.
+
+        Every field is checked first (``where`` names the source in messages): anything that
+        :meth:`state_dict` could not have written raises :class:`ModelFileError`.
+        """
+        try:
+            net = MLP({k: v.copy() for k, v in params.items()}, activation=config.activation, l1=config.l1,
+                      l2=config.l2)
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{where}: the parameters do not make a network: {exc}") from exc
+        _check_state(config, net, arrays, meta, history, where)
         trainer = cls(net, config, rng_from_json(meta["rng"]))
+        _check_arrays("opt/", trainer.optimizer.state, arrays, where)
         for k, v in trainer.optimizer.state.items():
             v[...] = arrays[f"opt/{k}"]
         best = {k[len("best/"):]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
@@ -248,6 +317,52 @@ class Trainer:
             return self.prefetch
         return self.config.backprop == "matrix" and prefetch_pays(
             self.net.sizes, self.config.batch_size, X.dtype.itemsize, X.shape[0])
+
+
+def _check_arrays(prefix: str, want: Mapping[str, Array], arrays: Mapping[str, Array], where: object) -> None:
+    """``arrays`` holds ``prefix + name`` for each of ``want``, of its shape and dtype."""
+    for k, v in want.items():
+        got = arrays.get(prefix + k)
+        if got is None or got.shape != v.shape or got.dtype != v.dtype:
+            shown = "none" if got is None else f"{got.dtype} {list(got.shape)}"
+            raise ModelFileError(f"{where}: {prefix}{k} must be {v.dtype} of shape {list(v.shape)}. Got {shown}.")
+
+
+def _check_state(config: TrainConfig, net: MLP, arrays: Mapping[str, Array], meta: Mapping[str, Any],
+                 history: Sequence[Mapping[str, Any]], where: object) -> None:
+    """Refuse trainer state that :meth:`Trainer.state_dict` could not have written, naming the field."""
+    def bad(name: str, rule: str, value: Any) -> ModelFileError:
+        return ModelFileError(f"{where}: {name!r} must be {rule}. Got {value!r:.80} instead.")
+
+    def count(name: str, low: int, high: float) -> int:
+        v = meta.get(name)
+        if type(v) is not int or not low <= v <= high:
+            raise bad(name, f"an integer from {low} to {high}", v)
+        return v
+
+    def generator(name: str) -> None:
+        try:
+            rng_from_json(meta.get(name))  # type: ignore[arg-type]  # it checks what it is given
+        except ModelFileError as exc:
+            raise ModelFileError(f"{where}: {name!r}: {exc}") from None
+
+    if net.sizes[1:-1] != tuple(config.hidden) or net.dtype.name != config.dtype:
+        raise ModelFileError(f"{where}: the parameters are a {net.dtype.name} network of sizes {list(net.sizes)}; "
+                             f"the settings say hidden {list(config.hidden)} and {config.dtype}.")
+    epoch, batch = count("epoch", 0, math.inf), count("batch", 0, math.inf)
+    best = None if meta.get("best_epoch") is None else count("best_epoch", 1, epoch)
+    if len(history) != epoch or any(row.get("epoch") != i + 1 for i, row in enumerate(history)):
+        raise ModelFileError(f"{where}: the history must hold epochs 1 to {epoch}, one row each. "
+                             f"Got {len(history)} rows.")
+    has_best = any(k.startswith("best/") for k in arrays)
+    if (best is not None) != has_best or (best is not None and not config.early_stopping):
+        raise ModelFileError(f"{where}: 'best_epoch' ({best}) and the best/ arrays ({'some' if has_best else 'none'})"
+                             f" must come together, with early stopping only.")
+    if has_best:
+        _check_arrays("best/", net.params, arrays, where)
+    generator("rng")
+    if meta.get("rng_epoch_start") is not None or batch > 0:  # resuming mid-epoch redraws the permutation from it
+        generator("rng_epoch_start")
 
 
 def _fmt(row: Mapping[str, Any]) -> str:
@@ -331,9 +446,29 @@ def train(
         raise ValueError("early_stopping needs a validation split. Got none.")
     bar = Progress(progress, config.epochs, trainer.state.epoch)
     try:
-        return _loop(trainer, splits, bar, on_epoch)
+        result = _loop(trainer, splits, bar, on_epoch)
     finally:
         bar.close()
+    return judge_progress(result, splits, config.lr)
+
+
+def _result(trainer: Trainer, stopped: str, before: Mapping[str, Array] | None, message: str = "") -> TrainResult:
+    """The result of a run ending now, its network holding the parameters its history's summary describes.
+
+    With early stopping that is the best epoch's, however the run ended (a divergence or an
+    interruption included). Otherwise, after a divergence or an interruption, it is ``before``:
+    the parameters at the end of the last completed epoch. An interrupted run's trainer keeps
+    its current parameters (a resumed run continues from them); its result gets a copy.
+    """
+    net, st, config = trainer.net, trainer.state, trainer.config
+    best_epoch = st.best_epoch if config.early_stopping else None
+    kept = st.best_params if config.early_stopping and st.best_params is not None else (
+        before if stopped in ("diverged", "interrupted") else None)
+    if kept is not None and stopped == "interrupted":
+        net = MLP({k: v.copy() for k, v in kept.items()}, activation=net.activation, l1=net.l1, l2=net.l2)
+    elif kept is not None:
+        net.params.update({k: v.copy() for k, v in kept.items()})
+    return TrainResult(net, st.history, stopped, best_epoch, message)
 
 
 def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch: Callable[[Trainer], None] | None) -> TrainResult:
@@ -348,17 +483,17 @@ def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch
         if not finished:
             if on_epoch:
                 on_epoch(trainer)
-            return TrainResult(net, st.history, "interrupted", st.best_epoch)
+            return _result(trainer, "interrupted", before)
         row: dict[str, Any] = {"epoch": st.epoch + 1, "lr": trainer.lr_at(st.epoch)}
         for s in SPLITS:
             loss, err = evaluate(net, *splits[s]) if s in splits else (None, None)
             row[f"{s}_loss"], row[f"{s}_error"] = loss, err
         row["seconds"] = seconds
         if diverged(net, row["train_loss"]):
-            net.params.update(before)
+            kept = st.best_epoch if config.early_stopping and st.best_params is not None else st.epoch
             msg = (f"training diverged in epoch {st.epoch + 1} (train loss {row['train_loss']:.3g}); kept the "
-                   f"parameters of epoch {st.epoch}. Lower the learning rate (now {config.lr:g}).")
-            return TrainResult(net, st.history, "diverged", st.best_epoch, msg)
+                   f"parameters of epoch {kept}. Lower the learning rate (now {config.lr:g}).")
+            return _result(trainer, "diverged", before, msg)
         st.history.append(row)
         st.epoch += 1
         bar.epoch(row)
@@ -371,9 +506,7 @@ def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch
             break
     else:
         stopped = "max_epochs"
-    if config.early_stopping and st.best_params is not None:
-        net.params.update({k: v.copy() for k, v in st.best_params.items()})
-    return TrainResult(net, st.history, stopped, st.best_epoch)
+    return _result(trainer, stopped, None)
 
 
 def _stopping(trainer: Trainer, before: Mapping[str, Array], row: Mapping[str, Any]) -> str:
