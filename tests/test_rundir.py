@@ -110,7 +110,7 @@ def test_a_reader_during_a_retrain_sees_the_old_pair_or_the_new(good_run: Path, 
         if into_run:
             read()
     monkeypatch.setattr(os, "replace", replace_and_read)
-    assert train(capsys, *QUICK, "--hidden", "7", "--overwrite", "--out", str(good_run))[0] == 0
+    assert train(capsys, *QUICK, "--hidden", "7", "--epochs", "30", "--overwrite", "--out", str(good_run))[0] == 0
     monkeypatch.undo()
     new = load_model(good_run)[1]["sha256"]
     assert new != old and set(seen) == {old, new}
@@ -143,7 +143,7 @@ def test_an_interrupted_overwrite_keeps_the_old_run_and_resumes_into_it(
         good_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     before = model_bytes(good_run)
     interrupt_at_once(monkeypatch)
-    assert main(["train", *QUICK, "--hidden", "7", "--overwrite", "--out", str(good_run)]) == 130
+    assert main(["train", *QUICK, "--hidden", "7", "--epochs", "30", "--overwrite", "--out", str(good_run)]) == 130
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert model_bytes(good_run) == before
@@ -191,11 +191,11 @@ def test_dataset_dot_and_dotdot_write_only_inside_runs(tmp_path: Path, capsys: p
                                                        monkeypatch: pytest.MonkeyPatch, spec: str, where: str) -> None:
     from .test_datasets import write_idx_set
 
-    write_idx_set(tmp_path / "data", n_train=200, n_test=50)
+    write_idx_set(tmp_path / "data", n_train=200, n_test=50, learnable=True)
     (tmp_path / where).mkdir(exist_ok=True)
     monkeypatch.chdir(tmp_path / where)
     before = set(os.listdir(tmp_path / "data"))
-    assert train(capsys, "--dataset", spec, "--hidden", "4", "--epochs", "1", "--quiet", "--no-pictures")[0] == 0
+    assert train(capsys, "--dataset", spec, "--hidden", "8", "--epochs", "5", "--quiet", "--no-pictures")[0] == 0
     assert set(os.listdir(tmp_path / where)) - before <= {"runs"}
     assert [p.name for p in (tmp_path / where / "runs").iterdir()] == ["data"]
     assert (tmp_path / where / "runs" / "data" / "model.npz").is_file()
@@ -259,6 +259,10 @@ def test_publishable_is_the_one_rule_for_writing_a_model() -> None:
     net = runs.TrainConfig(hidden=[2]).build(2, 2, np.random.default_rng(0))
     row = [{"epoch": 1}]
     assert runs.publishable(runs.TrainResult(net, row, "max_epochs"))
-    for why in ("diverged", "interrupted", "no_progress"):
+    for why in ("diverged", "interrupted"):
         assert not runs.publishable(runs.TrainResult(net, row, why))
+    assert not runs.publishable(runs.TrainResult(net, row, "max_epochs", no_progress=True))
+    # A diverged run keeps its best epoch only with early stopping, and never writes over an earlier run.
+    assert runs.publishable(runs.TrainResult(net, row, "diverged", best_epoch=1))
+    assert not runs.publishable(runs.TrainResult(net, row, "diverged", best_epoch=1), replacing=True)
     assert not runs.publishable(runs.TrainResult(net, [], "max_epochs"))
