@@ -260,17 +260,27 @@ def _fmt(row: Mapping[str, Any]) -> str:
 
 
 class Progress:
-    """One line per epoch on stderr (tqdm when installed), silent when not wanted."""
+    """One line per epoch on stderr (a tqdm bar when installed), silent when not wanted.
+
+    Shown in a terminal and in a Jupyter notebook, whose stderr is no terminal but shows
+    the bar: ``tqdm.auto`` picks the notebook's widget there (the text bar without ipywidgets).
+    """
 
     def __init__(self, enabled: bool, total: int, initial: int = 0) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and (sys.stderr.isatty() or self.in_notebook())
         self.bar = None
         if self.enabled:
             try:
-                from tqdm import tqdm
+                from tqdm.auto import tqdm
             except ImportError:  # the bar is a nicety: print plain lines without it
                 return
             self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False)
+
+    @staticmethod
+    def in_notebook() -> bool:
+        """True inside a Jupyter kernel (IPython's kernel app is running)."""
+        shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+        return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
     def epoch(self, row: Mapping[str, Any]) -> None:
         if not self.enabled:
