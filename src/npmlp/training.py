@@ -260,21 +260,24 @@ def _fmt(row: Mapping[str, Any]) -> str:
 
 
 class Progress:
-    """One line per epoch on stderr (a tqdm bar when installed), silent when not wanted.
+    """One line per epoch (and a tqdm bar when installed), silent when not wanted.
 
-    Shown in a terminal and in a Jupyter notebook, whose stderr is no terminal but shows
-    the bar: ``tqdm.auto`` picks the notebook's widget there (the text bar without ipywidgets).
+    Shown on stderr when it is a terminal, and in a Jupyter notebook, whose stderr is no
+    terminal: there the lines go to the cell's output (stdout; a notebook paints stderr as a
+    warning) under ``tqdm.auto``'s widget bar.
     """
 
     def __init__(self, enabled: bool, total: int, initial: int = 0) -> None:
-        self.enabled = enabled and (sys.stderr.isatty() or self.in_notebook())
+        notebook = self.in_notebook()
+        self.enabled = enabled and (sys.stderr.isatty() or notebook)
+        self.file = sys.stdout if notebook else sys.stderr
         self.bar = None
         if self.enabled:
             try:
                 from tqdm.auto import tqdm
             except ImportError:  # the bar is a nicety: print plain lines without it
                 return
-            self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, initial=initial, unit="epoch", file=self.file, leave=False)
 
     @staticmethod
     def in_notebook() -> bool:
@@ -286,10 +289,10 @@ class Progress:
         if not self.enabled:
             return
         if self.bar is not None:
-            self.bar.write(_fmt(row), file=sys.stderr)
+            self.bar.write(_fmt(row), file=self.file)
             self.bar.update(1)
         else:
-            print(_fmt(row), file=sys.stderr)
+            print(_fmt(row), file=self.file)
 
     def close(self) -> None:
         if self.bar is not None:
