@@ -46,7 +46,7 @@ def outputs(nb):  # type: ignore[no-untyped-def]
 
 def test_there_is_a_notebook_for_each_part_of_the_assignment() -> None:
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01_functions", "03_circles", "04_mnist_format"]
+    assert names == ["01_functions", "02_gradient_check", "03_circles", "04_mnist_format"]
 
 
 @pytest.mark.slow
@@ -71,6 +71,14 @@ def test_mnist_notebook_says_it_skips_when_the_data_is_absent(monkeypatch: pytes
     text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
     assert "SKIPPED" in text and "apt-get install dataset-fashion-mnist" in text
     assert not [o for o in outs if o.output_type in ("error", "display_data", "execute_result")]
+
+
+def test_quickstart_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["quickstart.py", str(tmp_path / "qs")])
+    runpy.run_path(str(EXAMPLES / "quickstart.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "passed" in out and "test_error" in out
+    assert (tmp_path / "qs" / "model.npz").exists()
 
 
 def test_progress_shows_in_a_notebook_whose_stderr_is_no_terminal(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -96,6 +96,7 @@ def _figure_class() -> type[Figure]:
 
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches at :data:`DPI`, with constrained layout."""
+    _mpl()  # NOTE: checked on every call: the class below is made once
     fig: Figure = _figure_class()(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig
 

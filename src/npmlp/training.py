@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 from .minibatches import Prefetcher, gathered, prefetch_pays
 from .errors import ModelFileError
 from .functions import ACTIVATIONS
-from .network import BACKPROPS, DTYPES, MLP, Array, Workspace, nll
+from .kernels import Workspace, train_step
+from .network import BACKPROPS, DTYPES, MLP, Array, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
 
@@ -225,17 +226,15 @@ class Trainer:
         else:  # resuming mid-epoch: redraw the very same permutation
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
-        lr, backprop = self.lr_at(st.epoch), BACKPROPS[self.config.backprop]
-        scale = self.optimizer.gradient_scale(lr)
+        lr, backprop = self.lr_at(st.epoch), self.config.backprop
         if self.uses_prefetch(X):
             minibatches = self.prefetcher.minibatches(X, y, order, st.batch * K)
         else:
             minibatches = gathered(X, y, order, st.batch * K, K, ws)
         with contextlib.closing(minibatches):  # leaving early stops the gathering thread
             for Xb, yb in minibatches:
-                # The inputs were validated once by train(): straight to the backprop.
-                grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws, scale), scratch=ws.scratch, scale=scale)
-                self.optimizer.step(net.params, grads, lr)
+                # The inputs were validated once by train(): straight to the fast path.
+                train_step(net, ws, self.optimizer, Xb, yb, lr, backprop)
                 st.batch += 1
                 if self.stop_requested:
                     return False
