@@ -209,6 +209,11 @@ def _widest(net: MLP) -> MLP:
     return MLP(params, activation=net.activation, l1=net.l1, l2=net.l2)
 
 
+def _copy(net: MLP) -> MLP:
+    """A copy of ``net`` in its own dtype, whose parameters the check may perturb."""
+    return MLP({k: v.copy() for k, v in net.params.items()}, activation=net.activation, l1=net.l1, l2=net.l2)
+
+
 def _evaluate(net: MLP, X: Array, y: Labels, kinked: bool) -> tuple[np.floating, list[Array]]:
     """The objective and, for a kinked activation, the signs of every pre-activation."""
     fw = net.forward(X)
@@ -295,8 +300,7 @@ def check_gradients(
     max_entries : int, optional
         Check at most this many entries per parameter, drawn with ``rng``.
     gradient_fn : callable, optional
-        ``gradient_fn(net, X, y) -> dict``; defaults to :meth:`MLP.gradients`. Tests pass
-        a deliberately wrong one to show that the checker catches it.
+        ``gradient_fn(net, X, y) -> dict``, by default :meth:`MLP.gradients` (tests pass wrong ones).
     inputs : bool
         Also check the gradient with respect to ``X`` (:meth:`MLP.grad_x`), reported as ``x``.
 
@@ -317,8 +321,7 @@ def check_gradients(
     analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b)))(net, X, y_checked)
     if inputs:
         analytic = {**analytic, "x": net.grad_x(X, y_checked)}
-    copy = _widest(net) if stencil.wide else MLP({k: v.copy() for k, v in net.params.items()},
-                                                 activation=net.activation, l1=net.l1, l2=net.l2)
+    copy = _widest(net) if stencil.wide else _copy(net)
     Xc = X.astype(copy.dtype)  # a copy: the input check perturbs it
     targets = {**copy.params, **({"x": Xc} if inputs else {})}
     results = {

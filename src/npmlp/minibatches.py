@@ -3,7 +3,7 @@
 An epoch visits the rows of ``X`` in the order of a random permutation, ``K`` at a
 time. Each minibatch is copied ("gathered") into a reused buffer, so no copy of the
 data set is ever made. The copy is a memory-bound pass over ``K`` random rows; for a
-small network it costs as much as the minibatch's matrix products (seed network on
+small network it costs as much as the minibatch's matrix products (assignment's network on
 Fashion-MNIST: 75 us gathering vs 70 us of products per minibatch).
 
 :class:`Prefetcher` overlaps the two: a background thread gathers the next
@@ -32,7 +32,7 @@ GatherJob = tuple[Array, Labels, NDArray[np.intp], Array, Labels]
 Gathered = tuple[Array, Labels] | BaseException
 
 #: Minibatches gathered per request to the background thread: fewer requests mean fewer
-#: handovers of the GIL (measured on the seed network: 1 -> 0.099 s/epoch, 4 -> 0.089 s).
+#: handovers of the GIL (measured on the assignment's network: 1 -> 0.099 s/epoch, 4 -> 0.089 s).
 CHUNK = 4
 #: Prefetch only when the minibatch's matrix products are light next to its gather: below
 #: this many flops per byte of gathered rows. Measured on Fashion-MNIST, 2 cores, one

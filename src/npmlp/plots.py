@@ -264,7 +264,7 @@ def decision_regions_figure(
     class_names: Sequence[str] | None = None,
     resolution: int = 300,
 ) -> Figure:
-    """Decision regions on the training data and on the test data, side by side (seed part 3, Q5).
+    """Decision regions on the training data and on the test data, side by side (the assignment's part 3, Q5).
 
     Both panels share one grid covering all points, so their regions are the same picture.
 
