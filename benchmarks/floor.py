@@ -41,7 +41,9 @@ import time
 import numpy as np
 
 from npmlp.bench import PRESETS, Problem, gemm_epoch, npmlp_epoch, pinned_threads, training_data
-from npmlp.network import MLP, gather_rows
+from npmlp.kernels import scaled_step
+from npmlp.minibatches import gather_rows
+from npmlp.network import MLP
 from npmlp.optim import SGD
 from npmlp.training import TrainConfig
 
@@ -67,7 +69,7 @@ def gather_epoch(p: Problem):
 
 
 def update_epoch(p: Problem):
-    """The training loop's plain SGD step (``P -= G`` for every parameter), once per minibatch."""
+    """The training loop's plain SGD step (``P -= G``, ``G`` holding ``eta g``) for every parameter, per minibatch."""
     params = MLP.initialize(p.sizes, rng=np.random.default_rng(p.seed), dtype=p.X.dtype.name).params
     grads = {k: np.full_like(v, 1e-12) for k, v in params.items()}  # tiny: the weights stay normal floats
     batches, sgd = -(-p.X.shape[0] // p.batch_size), SGD(params)
@@ -75,7 +77,7 @@ def update_epoch(p: Problem):
     def epoch() -> float:
         tic = time.perf_counter()
         for _ in range(batches):
-            sgd.step(params, grads, p.lr)
+            scaled_step(sgd, params, grads, p.lr)
         return time.perf_counter() - tic
 
     return epoch
@@ -109,12 +111,13 @@ def step_floor(p: Problem, source: str = "gather"):
         A, H, M, dH, Ok = A1[:k], H1[:k], M1[:k], dH1[:k], Oa[:k]
         np.matmul(Xb, W1.T, out=A), np.add(A, b1, out=A), np.maximum(A, Z[:k], out=H)
         np.matmul(H, W2.T, out=Ok), np.add(Ok, b2, out=Ok)
-        np.subtract(Ok, np.maximum.reduce(Ok, axis=1, keepdims=True), out=Ok), np.exp(Ok, out=Ok)
-        np.multiply(Ok, g / np.add.reduce(Ok, axis=1, keepdims=True), out=Ok), np.add.at(Ok, (rows[:k], yb), -g)
+        np.subtract(Ok, Ok.max(axis=1, keepdims=True), out=Ok), np.exp(Ok, out=Ok)
+        np.multiply(Ok, g / Ok.sum(axis=1, keepdims=True), out=Ok)
+        Ok[rows[:k], yb] -= g
         np.matmul(Ok.T, H, out=dW2), np.matmul(ones[:k], Ok, out=db2), np.matmul(Ok, W2, out=dH)
         np.greater(A, Z[:k], out=M), np.multiply(dH, M, out=dH)
         np.matmul(dH.T, Xb, out=dW1), np.matmul(ones[:k], dH, out=db1)
-        if a:  # a * sign(W) as npmlp.network.l1_sign computes it (a < 2)
+        if a:  # a * sign(W) as npmlp.kernels.l1_sign computes it (a < 2)
             W1.clip(-t, t, out=S1), np.multiply(S1, a / t, out=S1), np.add(dW1, S1, out=dW1)
             W2.clip(-t, t, out=S2), np.multiply(S2, a / t, out=S2), np.add(dW2, S2, out=dW2)
         if c:

@@ -22,7 +22,19 @@ def test_gradcheck_json_passes(act: str, hidden: str, K: str, capsys) -> None:
     assert doc["passed"] is True and doc["max_rel_error"] < 1e-6 and doc["tol"] == 1e-6
     n_layers = len(hidden.split(",")) + 1
     assert list(doc["params"]) == [f"{p}{layer}" for layer in range(1, n_layers + 1) for p in "Wb"]
-    assert set(doc["params"]["W1"]) == {"max_rel_error", "checked", "skipped_kinks"}
+    assert set(doc["params"]["W1"]) == {"max_rel_error", "checked", "skipped_kinks", "ratio_min", "ratio_max",
+                                        "below_floor"}
+    assert doc["method"] == "five-point" and doc["step"] == 1e-4
+
+
+def test_gradcheck_the_assignments_way(capsys) -> None:
+    # `--method forward --step 1e-5`: (R(t + eps) - R(t)) / eps, ratios like the assignment's 1.000001.
+    assert main(["gradcheck", "--json", "--method", "forward", "--step", "1e-5"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["method"] == "forward" and doc["step"] == 1e-5 and doc["tol"] == 0.01 and doc["passed"] is True
+    assert 0.99 <= doc["ratio_min"] < 1 - 1e-8 or 1 + 1e-8 < doc["ratio_max"] <= 1.01  # visibly not 1.0000000
+    assert main(["gradcheck", "--method", "central", "--batch-size", "10"]) == 0
+    assert "band 1 +- 0.01): PASSED" in capsys.readouterr().out
 
 
 def test_gradcheck_text_is_seed_style(capsys) -> None:

@@ -75,3 +75,59 @@ def test_network_is_left_unchanged(rng) -> None:
     check_gradients(net, rng.standard_normal((3, 2)), np.array([0, 1, 0]))
     for k in before:
         np.testing.assert_array_equal(before[k], net.params[k])
+
+
+@pytest.mark.parametrize("method", ["forward", "central", "five-point"])
+@pytest.mark.parametrize("act", ["rect", "tanh"])
+def test_every_method_passes_correct_gradients_with_the_input_gradient(method: str, act: str) -> None:
+    rng = np.random.default_rng(1)
+    net = MLP.initialize((3, 4, 3), rng=rng, activation=act, l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((10, 3)), rng.integers(0, 3, 10)
+    report = check_gradients(net, X, y, method=method, inputs=True)
+    assert report.passed, report.format_text()
+    assert list(report.params) == ["W1", "b1", "W2", "b2", "x"] and report.params["x"].shape == (10, 3)
+    assert report.method == method and report.step == (1e-4 if method == "five-point" else 1e-5)
+
+
+def test_forward_differences_print_ratios_like_the_assignments() -> None:
+    # The assignment's forward differences with eps = 1e-5 printed ratios like 1.000001: an O(eps) error.
+    rng = np.random.default_rng(0)
+    net = MLP.initialize((2, 2, 2), rng=rng, l1=1e-3, l2=1e-3)
+    forward = check_gradients(net, rng.standard_normal((1, 2)), np.array([1]), method="forward", step=1e-5)
+    precise = check_gradients(net, rng.standard_normal((1, 2)), np.array([1]))
+    assert forward.passed and 1e-8 < forward.max_rel_error < 1e-4
+    assert 0.99 <= forward.ratio_min <= forward.ratio_max <= 1.01
+    assert precise.max_rel_error < 1e-9
+
+
+def test_forward_differences_catch_a_wrong_gradient_by_its_ratio() -> None:
+    rng = np.random.default_rng(0)
+    net = MLP.initialize((2, 3, 2), rng=rng, activation="tanh", l1=1e-2, l2=1e-2)
+    X, y = rng.standard_normal((5, 2)), rng.integers(0, 2, 5)
+    report = check_gradients(net, X, y, method="forward", gradient_fn=forgotten_penalty)
+    assert not report.passed and not 0.99 <= report.params["W2"].ratio_min <= report.params["W2"].ratio_max <= 1.01
+
+
+def test_tiny_entries_are_left_out_of_the_ratios_and_counted() -> None:
+    rng = np.random.default_rng(2)
+    net = MLP.initialize((2, 3, 2), rng=rng, activation="tanh")
+    net.params["W2"][0, 0] = 0.0  # no penalty: W2[0, 0] alone carries no signal, but W1's row 0 ...
+    X, y = np.zeros((1, 2)), np.array([0])  # ... multiplies x = 0: dW1 = 0 exactly
+    report = check_gradients(net, X, y, method="central")
+    assert report.params["W1"].below_floor == 6 and report.params["W1"].ratio_min == 1.0
+    assert report.to_dict()["params"]["W1"]["below_floor"] == 6
+
+
+def test_json_names_the_method_step_and_ratio_range(rng) -> None:
+    net = MLP.initialize((2, 2, 2), rng=rng)
+    d = check_gradients(net, rng.standard_normal((2, 2)), np.array([0, 1]), method="central", step=1e-6).to_dict()
+    assert d["method"] == "central" and d["step"] == 1e-6
+    assert {"ratio_min", "ratio_max", "max_rel_error", "checked", "skipped_kinks"} <= set(d["params"]["W1"])
+
+
+def test_bad_method_and_step_name_the_problem(rng) -> None:
+    net = MLP.initialize((2, 2, 2), rng=rng)
+    with pytest.raises(ValueError, match="method must be one of forward, central, five-point. Got 'backward'"):
+        check_gradients(net, np.zeros((1, 2)), np.array([0]), method="backward")
+    with pytest.raises(ValueError, match="step must be a finite number > 0. Got 0"):
+        check_gradients(net, np.zeros((1, 2)), np.array([0]), step=0)

@@ -355,3 +355,13 @@ def test_captions_cover_every_figure() -> None:
         "decision_regions", "learning_curves", "gradcheck", "timing",
         "confusion_matrix", "misclassified", "first_layer_weights",
     }
+
+
+def test_a_figure_renders_itself_for_a_notebook_without_pyplot() -> None:
+    # IPython draws an object that has _repr_png_; a bare Figure has none until pyplot's
+    # inline backend registers a formatter, so the notebook would print "<Figure size ...>".
+    fig = plots.timing_figure({"loop": 2.0, "matrix": 1.0}, reference="matrix")
+    png = fig._repr_png_()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert mpimg.imread(io.BytesIO(png)).shape[1] == round(fig.get_figwidth() * plots.DPI)
+    assert fig.axes, "rendering for the notebook must not clear or close the figure"

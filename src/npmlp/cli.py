@@ -17,7 +17,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DivergenceError, NpmlpError
-from .gradcheck import check_gradients
+from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
 from .network import DTYPES, MLP
 from .settings import Choice, Rule, declared
 from .runs import DataSpec, run_data
@@ -154,14 +154,21 @@ def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
 # -- gradcheck -----------------------------------------------------------------------
 def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gradcheck", help="check backprop against finite differences on random data",
-                       description="Finite-difference gradient check on random data (seed part 3, Q2 and Q4).")
+                       description="Finite-difference gradient check on random data (the assignment's part 3, "
+                                   "Q2 and Q4).")
     _common(p)
     _setting_flags(p, TrainConfig, NETWORK_SETTINGS, defaults={"hidden": (2,)})
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="K", help="examples in the check (default 1)")
     p.add_argument("--inputs", type=positive_int, default=2, metavar="d", help="input dimension (default 2)")
     p.add_argument("--classes", type=positive_int, default=2, metavar="m", help="number of classes (default 2)")
+    p.add_argument("--method", choices=list(METHODS), default=DEFAULT_METHOD,
+                   help="forward: (R(t+h) - R(t)) / h, the assignment's; central: (R(t+h) - R(t-h)) / 2h; "
+                        "five-point: O(h^4) in long double, the precise check (default)")
+    p.add_argument("--step", type=positive_float, default=None, metavar="EPS",
+                   help="finite-difference step (default 1e-4 five-point, 1e-5 forward and central)")
     p.add_argument("--tol", type=positive_float, default=None, metavar="T",
-                   help="pass threshold on the max relative error (default 1e-6 float64, 1e-3 float32)")
+                   help="five-point: pass threshold on the max relative error (default 1e-6 float64, 1e-3 float32); "
+                        "forward, central: every ratio within 1 +- T (default 0.01, the assignment's band)")
     p.add_argument("--max-entries", type=positive_int, default=None, metavar="N",
                    help="check at most N random entries per parameter (default: all)")
     p.set_defaults(run=cmd_gradcheck)
@@ -173,7 +180,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     net = MLP.initialize(sizes, rng=rng, activation=args.activation, l1=args.l1, l2=args.l2, dtype=args.dtype)
     X = rng.standard_normal((args.batch_size, args.inputs)).astype(net.dtype)
     y = rng.integers(0, args.classes, size=args.batch_size)
-    report = check_gradients(net, X, y, tol=args.tol, max_entries=args.max_entries, rng=rng)
+    report = check_gradients(net, X, y, method=args.method, step=args.step, tol=args.tol,
+                             max_entries=args.max_entries, rng=rng)
     emit(args, report.to_dict(), report.format_text())
     return 0 if report.passed else 1
 

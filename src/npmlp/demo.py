@@ -1,4 +1,4 @@
-"""The main job: the seed's part 3 end to end, into one self-contained report.
+"""The main job: the assignment's part 3 end to end, into one self-contained report.
 
 1. Q2/Q4: the gradient check on 1 and on 10 examples.
 2. Q5: circles with ``dh=4`` and no penalty, ``dh=10`` with every penalty at 1e-3 (K=10,
@@ -6,7 +6,7 @@
    and penalties on noisy circles, so capacity and regularisation can be seen.
 3. Q8: seconds per epoch, loop vs matrix backprop, on MNIST-format data (dh=10, K=100).
 4. Q9/Q10: a tuned run on MNIST-format data with its learning curves: the good
-   hyperparameters the seed could not find (:data:`TUNED`).
+   hyperparameters the assignment could not find (:data:`TUNED`).
 
 MNIST is used when present or downloadable, else Fashion-MNIST (Debian's package
 ``dataset-fashion-mnist`` when installed); without either, parts 3 and 4 are skipped
@@ -61,7 +61,7 @@ from .training import TrainConfig, Trainer, train
 TUNED: dict[str, Any] = dict(hidden=[1024], optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=128, epochs=30,
              l2=1e-5, dtype="float32")
 
-#: The seed's two circles runs (part 3, Q5).
+#: The assignment's two circles runs (part 3, Q5).
 SEED_CIRCLES: dict[str, dict[str, Any]] = {
     "dh=4, no penalty": dict(hidden=[4]),
     "dh=10, penalties 1e-3": dict(hidden=[10], l1=1e-3, l2=1e-3),
@@ -91,7 +91,7 @@ def gradient_checks(demo: Demo) -> None:
     blocks: list[Any] = [Paragraph(
         "Backprop against five-point central differences of the whole objective (penalty included), "
         "for every parameter entry: the true (analytic) gradient, the estimate, and their ratio, "
-        "as the seed prints them.")]
+        "as the assignment prints them.")]
     for K in (1, 10):
         rng = np.random.default_rng(demo.seed)
         net = MLP.initialize((2, 2, 2), rng=rng, l1=1e-3, l2=1e-3)
@@ -105,7 +105,7 @@ def gradient_checks(demo: Demo) -> None:
 
 
 def circles(demo: Demo) -> None:
-    """Q5: the seed's two runs with decision regions, then capacity x regularisation."""
+    """Q5: the assignment's two runs with decision regions, then capacity x regularisation."""
     epochs = 20 if demo.fast else 200
     data = load_dataset("circles", seed=demo.seed)
     blocks: list[Any] = [Paragraph(f"Circles: 1,100 points, class 0 on radius 1.0, class 1 on radius 0.8; "
@@ -193,7 +193,7 @@ def timing(demo: Demo, data: Dataset) -> None:
                               title=f"{data.name}, {X.shape[0]:,} rows: seconds per epoch (dh=10, K=100, float64)")
     demo.sections.append(Section("Loop vs matrix backprop (Q8)", [
         Paragraph(f"One epoch over {X.shape[0]:,} training rows of {data.name}, dh=10, K=100, lr 0.03, every "
-                  f"penalty 1e-3, float64. The seed measured 5.4 s (loop) and 0.77 s (matrix) on MNIST; here the "
+                  f"penalty 1e-3, float64. The assignment measured 5.4 s (loop) and 0.77 s (matrix) on MNIST; here the "
                   f"loop takes {ratio:.1f} times as long as the matrix version."),
         demo.figure(fig, "timing.png", plots.CAPTIONS["timing"])]))
 
@@ -223,7 +223,7 @@ def tuned(demo: Demo, data: Dataset) -> None:
 
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
     ("gradient check on 1 and 10 examples (Q2, Q4)", gradient_checks),
-    ("circles: the seed's runs and a capacity/penalty grid (Q5)", circles),
+    ("circles: the assignment's runs and a capacity/penalty grid (Q5)", circles),
 ]
 
 
@@ -282,10 +282,10 @@ def _run_demo_into(out: Path, *, fast: bool, seed: int, data_dir: str | None) ->
         tuned(demo, data)
     demo.summary["seconds"] = time.perf_counter() - tic
     intro = Section("About", [Paragraph(
-        f"npmlp's demo: the experiments of the seed's part 3 (IFT 6390 assignment 3) reproduced on this machine "
-        f"in {demo.summary['seconds']:.0f} s."
+        f"npmlp's demo: the experiments of part 3 of the assignment (IFT 6390, assignment 3) reproduced on this "
+        f"machine in {demo.summary['seconds']:.0f} s."
         + (" Fast mode: small data and few epochs, for tests." if fast else ""))])
-    title = "npmlp demo: the seed's experiments"
+    title = "npmlp demo: the assignment's experiments"
     write_report(out / "report.html", title=title, sections=[intro, *demo.sections])
     return demo.summary
 

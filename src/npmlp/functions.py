@@ -1,11 +1,12 @@
 """Elementwise functions, their derivatives, the softmax family and norm gradients.
 
-Seed part 1. Every function is vectorised, keeps a floating dtype (float32 in,
+The assignment's part 1. Every function is vectorised, keeps a floating dtype (float32 in,
 float32 out; integers become float64) and stays finite for finite inputs of any
 magnitude. Each forward formula sits next to its derivative.
 
-Conventions (seed part 1, Q5-Q7): ``sign(0) = 0``, ``abs'(x) = sign(x)`` and
-``rect'(0) = 0``.
+Conventions at the kinks: ``sign(0) = 0``, so ``abs'(0) = 0``, and ``rect'(0) = 0``. The
+assignment's statement writes ``sign(0) = -1`` but then takes the derivative of abs at 0 to
+be 0; npmlp keeps the second (``docs/math.md``, "sign(0)", says why).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def softplus(x: ArrayLike) -> Array:
 
 
 def sigmoid(x: ArrayLike) -> Array:
-    """``sigma(x) = 1 / (1 + e^-x)``, computed as ``exp(-softplus(-x))`` (seed 1.2)."""
+    """``sigma(x) = 1 / (1 + e^-x)``, computed as ``exp(-softplus(-x))`` (the assignment's 1.2)."""
     # NOTE: the naive 1/(1+exp(-x)) overflows at x=-1000; this form never does and
     # keeps full relative precision in the far-negative tail.
     x = _float(x)
@@ -45,7 +46,7 @@ def sigmoid(x: ArrayLike) -> Array:
 
 
 def sigmoid_grad(x: ArrayLike) -> Array:
-    """``sigma'(x) = sigma(x) (1 - sigma(x))`` (seed 1.3)."""
+    """``sigma'(x) = sigma(x) (1 - sigma(x))`` (the assignment's 1.3)."""
     s = sigmoid(x)
     return s * (1 - s)
 
@@ -56,7 +57,7 @@ def tanh(x: ArrayLike) -> Array:
 
 
 def tanh_grad(x: ArrayLike) -> Array:
-    """``tanh'(x) = 1 - tanh(x)^2`` (seed 1.4)."""
+    """``tanh'(x) = 1 - tanh(x)^2`` (the assignment's 1.4)."""
     t = tanh(x)
     return 1 - t * t
 
@@ -71,13 +72,13 @@ def sign_grad(x: ArrayLike) -> Array:
     return np.zeros_like(_float(x))
 
 
-def abs(x: ArrayLike) -> Array:  # noqa: A001 - the seed's name
+def abs(x: ArrayLike) -> Array:  # noqa: A001 - the assignment's name
     """``abs(x) = |x|``."""
     return np.abs(_float(x))
 
 
 def abs_grad(x: ArrayLike) -> Array:
-    """``abs'(x) = sign(x)`` with ``abs'(0) = 0`` (seed 1.6)."""
+    """``abs'(x) = sign(x)`` with ``abs'(0) = 0`` (the assignment's 1.6)."""
     return sign(x)
 
 
@@ -89,7 +90,7 @@ def rect(x: ArrayLike) -> Array:
 
 
 def rect_grad(x: ArrayLike) -> Array:
-    """``rect'(x) = 1 if x > 0 else 0`` (seed 1.7)."""
+    """``rect'(x) = 1 if x > 0 else 0`` (the assignment's 1.7)."""
     x = _float(x)
     return (x > 0).astype(x.dtype)
 
@@ -99,7 +100,7 @@ def softplus_grad(x: ArrayLike) -> Array:
     return sigmoid(x)
 
 
-#: Every elementwise function of seed part 1 as a ``(f, df)`` pair.
+#: Every elementwise function of the assignment's part 1 as a ``(f, df)`` pair.
 FUNCTIONS: dict[str, Pair] = {
     "abs": (abs, abs_grad),
     "rect": (rect, rect_grad),
@@ -195,7 +196,7 @@ def l2_squared(x: ArrayLike) -> np.floating:
 
 
 def l2_squared_grad(x: ArrayLike) -> Array:
-    """``grad ||x||_2^2 = 2x`` (seed 1.8)."""
+    """``grad ||x||_2^2 = 2x`` (the assignment's 1.8)."""
     return 2 * _float(x)
 
 
@@ -205,5 +206,5 @@ def l1(x: ArrayLike) -> np.floating:
 
 
 def l1_grad(x: ArrayLike) -> Array:
-    """``grad ||x||_1 = sign(x)`` (seed 1.9)."""
+    """``grad ||x||_1 = sign(x)`` (the assignment's 1.9)."""
     return sign(x)

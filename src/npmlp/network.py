@@ -1,10 +1,12 @@
-"""The multilayer perceptron of seed part 2: forward pass, loss, penalty, two backprops.
+"""The multilayer perceptron of the assignment's part 2, written as the course writes it.
 
-Examples are rows (``X`` of shape ``(n, d)``); weight matrices keep the seed's
-``(fan_out, fan_in)`` shape, so every formula of the seed transposes cleanly:
+Forward pass, loss, penalty and the two backprops, in plain NumPy expressions, to be read
+line by line next to ``docs/math.md``. Examples are rows (``X`` of shape ``(n, d)``);
+weight matrices keep the assignment's ``(fan_out, fan_in)`` shape, so every formula of the
+assignment (one example per column) transposes cleanly:
 
 ==============================  ==============================
-seed (one example per column)   npmlp (one example per row)
+the assignment (columns)        npmlp (one example per row)
 ==============================  ==============================
 ``h_a = W1 x + b1``             ``Ha = X @ W1.T + b1``
 ``h_s = rect(h_a)``             ``Hs = rect(Ha)``
@@ -12,28 +14,30 @@ seed (one example per column)   npmlp (one example per row)
 ``o_s = softmax(o_a)``          ``Os = softmax(Oa)`` (per row)
 ``grad_oa = o_s - onehot(y)``   ``dOa = (Os - onehot(y)) / n``
 ``grad_W2 = grad_oa h_s^T``     ``dW2 = dOa.T @ Hs``
-``grad_b2 = sum over examples`` ``db2 = dOa.sum(axis=0)``
+``grad_b2 = grad_oa``           ``db2 = dOa.sum(axis=0)``
 ``grad_hs = W2^T grad_oa``      ``dHs = dOa @ W2``
 ``grad_ha = grad_hs * 1[ha>0]`` ``dHa = dHs * rect'(Ha)``
 ``grad_W1 = grad_ha x^T``       ``dW1 = dHa.T @ X``
+``grad_x = W1^T grad_ha``       ``dX = dHa @ W1``
 ==============================  ==============================
 
-With ``L`` weight matrices the objective (seed 2.18) is the empirical risk plus
-the elastic-net penalty::
+With ``L`` weight matrices the objective (the assignment's 2.18) is the empirical risk
+plus the elastic-net penalty::
 
     R(theta) = mean_i -log softmax(Oa_i)[y_i]
                + sum_l ( l1[l] * sum|W_l| + l2[l] * sum W_l**2 )
 
-Biases are never penalised. The matrix backprop handles a whole minibatch at once;
-the loop backprop visits one example at a time with the very same per-layer
-functions and averages, as the seed's first version did.
+Biases are never penalised. The matrix backprop handles a whole minibatch at once; the
+loop backprop visits one example at a time with the very same functions and averages, as
+the assignment's first version did. The training loop runs the same arithmetic faster, in
+preallocated buffers, in :mod:`npmlp.kernels`; tests check that both agree to round-off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, overload
+from typing import Any, TypeAlias, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -48,75 +52,31 @@ Labels: TypeAlias = NDArray[np.intp]
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
-def linear(H: Array, W: Array, b: Array, *, out: Array | None = None) -> Array:
-    """``A = H @ W.T + b``: ``H`` (n, fan_in), ``W`` (fan_out, fan_in), ``b`` (fan_out,).
-
-    ``out``, of shape (n, fan_out), receives the result instead of a new array.
-    """
-    A = np.matmul(H, W.T, out=out)  # NOTE: W.T is a transpose flag for BLAS, not a copy
-    A += b
+def linear(H: Array, W: Array, b: Array) -> Array:
+    """``A = H @ W.T + b``: ``H`` (n, fan_in), ``W`` (fan_out, fan_in), ``b`` (fan_out,) -> (n, fan_out)."""
+    A: Array = H @ W.T + b  # NOTE: W.T is a transpose flag for BLAS, not a copy
     return A
 
 
-def linear_backward(
-    dA: Array, H: Array, W: Array, *, need_dH: bool = True, out: LayerGrads | None = None,
-    ones: Array | None = None,
-) -> tuple[Array | None, Array, Array]:
-    """Backprop through ``A = H @ W.T + b``.
-
-    Parameters
-    ----------
-    dA : array of shape (n, fan_out)
-        Gradient of the loss with respect to ``A``.
-    H : array of shape (n, fan_in)
-        The layer's input.
-    W : array of shape (fan_out, fan_in)
-    out : (dH, dW, db) buffers, optional
-        Arrays of the shapes below to write into instead of allocating.
-    ones : array of shape (n,), optional
-        A vector of ones in ``dA``'s dtype (made here when not given).
+def linear_backward(dA: Array, H: Array, W: Array) -> tuple[Array, Array, Array]:
+    """Backprop through ``A = H @ W.T + b``, given ``dA`` (n, fan_out), the gradient with respect to ``A``.
 
     Returns
     -------
-    dH : array of shape (n, fan_in), or None when ``need_dH`` is false
-    dW : array of shape (fan_out, fan_in)
-    db : array of shape (fan_out,)
+    dH : array of shape (n, fan_in), ``dA @ W`` (the assignment's ``W^T grad_a``)
+    dW : array of shape (fan_out, fan_in), ``dA.T @ H``: the examples' outer products, summed
+    db : array of shape (fan_out,), ``dA`` summed over the examples
     """
-    dH_out, dW_out, db_out = out if out is not None else (None, None, None)
-    dH = np.matmul(dA, W, out=dH_out) if need_dH else None
-    # NOTE: db, the sum over examples, as the product 1^T dA: one BLAS call, 5x faster than
-    # a column sum of a column-major dA (3.8 vs 18.8 us on 100 x 512 float32).
-    db = np.matmul(np.ones(dA.shape[0], dA.dtype) if ones is None else ones, dA, out=db_out)
-    return dH, np.matmul(dA.T, H, out=dW_out), db
+    return dA @ W, dA.T @ H, dA.sum(axis=0)
 
 
-LayerGrads = tuple["Array | None", "Array | None", "Array | None"]
+def onehot(y: Labels, m: int, dtype: np.dtype[Any] | type = np.float64) -> Array:
+    """Row ``i`` is 1 in column ``y[i]`` and 0 elsewhere: shape (n, m)."""
+    Y: Array = np.eye(m, dtype=dtype)[y]
+    return Y
 
 
-def nll_logits_grad(
-    Oa: Array, y: NDArray[np.integer], *, out: Array | None = None, scale: float = 1.0,
-    rows: NDArray[np.intp] | None = None,
-) -> Array:
-    """Gradient of ``mean_i -log softmax(Oa_i)[y_i]`` with respect to the logits ``Oa``.
-
-    Returns ``scale * (softmax(Oa) - onehot(y)) / n`` of shape (n, m), written into
-    ``out`` when given (``out=Oa`` is allowed: the logits are then overwritten).
-    ``rows`` is ``arange(n)`` when the caller keeps one.
-    """
-    # NOTE: the fused form softmax - onehot is only valid for a softmax output with the
-    # negative log-likelihood loss (seed 2.7); it avoids the softmax Jacobian entirely.
-    n = Oa.shape[0]
-    # NOTE: exp of <= 0 never overflows. ufunc.reduce is .max()/.sum() without the wrappers.
-    E = np.subtract(Oa, np.maximum.reduce(Oa, axis=1, keepdims=True), out=out)
-    np.exp(E, out=E)
-    E *= (scale / n) / np.add.reduce(E, axis=1, keepdims=True)  # softmax / n: the mean's 1/n folded in
-    # NOTE: ufunc.at instead of E[rows, y] -= s: the same numbers, without fancy indexing's
-    # read-modify-write copies (2.6 vs 4.4 us per minibatch).
-    np.add.at(E, (np.arange(n) if rows is None else rows, y), -scale / n)
-    return E
-
-
-def nll(Oa: Array, y: NDArray[np.integer]) -> np.floating:
+def nll(Oa: Array, y: Labels) -> np.floating:
     """Mean negative log-likelihood from logits ``Oa`` (n, m) and labels ``y`` (n,).
 
     Returns a NumPy scalar of the logits' dtype.
@@ -127,28 +87,18 @@ def nll(Oa: Array, y: NDArray[np.integer]) -> np.floating:
     return loss
 
 
-def l1_sign(W: Array, a: float, *, out: Array) -> Array:
-    """``a * sign(W)`` written into ``out``, the gradient of ``a * ||W||_1``.
-
-    Computed as ``clip(W, -t, t) * (a / t)`` with ``t`` the dtype's smallest normal
-    number: every nonzero normal ``W`` clips to ``+-t``, and since ``t`` is a power of two
-    the product is exactly ``+-a``; 0 stays 0, nan stays nan, and nothing overflows.
-    """
-    # NOTE: np.sign is not vectorised and ran at a third of the speed of a clip and a
-    # multiply (a 512 x 784 float32 matrix: 284 us vs 90 us). Only subnormal weights
-    # (below 1.2e-38 in float32) get less than +-a, in proportion to their size.
-    t = _TINY[W.dtype]
-    W.clip(-t, t, out=out)  # NOTE: the method, not np.clip: 1.4 us less of Python wrappers
-    if a < 2:  # a / t is finite: the dtype's max * t is about 4
-        np.multiply(out, a / t, out=out)
-        return out
-    np.multiply(out, 1 / t, out=out)
-    return np.multiply(out, a, out=out)
+def nll_grad(Oa: Array, y: Labels) -> Array:
+    """Gradient of :func:`nll` with respect to the logits: ``(softmax(Oa) - onehot(y)) / n``, shape (n, m)."""
+    # NOTE: softmax - onehot is the gradient only for a softmax output under the negative
+    # log-likelihood (the assignment's Q5-Q7): the softmax's Jacobian cancels against log's derivative.
+    n, m = Oa.shape
+    dOa: Array = (F.softmax(Oa) - onehot(y, m, Oa.dtype)) / n
+    return dOa
 
 
-_TINY: dict[np.dtype[Any], np.floating[Any]] = {
-    np.dtype(t): np.finfo(t).tiny for t in (np.float16, np.float32, np.float64, np.longdouble)
-}
+def penalty_grad(W: Array, l1: float, l2: float) -> Array:
+    """Gradient of ``l1 * sum|W| + l2 * sum W**2``: ``l1 * sign(W) + 2 * l2 * W`` (the assignment's 2.18)."""
+    return l1 * F.l1_grad(W) + l2 * F.l2_squared_grad(W)
 
 
 def per_layer(value: float | Sequence[float], n_layers: int, name: str) -> tuple[float, ...]:
@@ -174,9 +124,9 @@ def per_layer(value: float | Sequence[float], n_layers: int, name: str) -> tuple
 class Forward:
     """What the forward pass keeps for backprop.
 
-    ``inputs[l]`` is the input of layer ``l`` (``inputs[0] = X``), ``pre[l]`` the
-    pre-activation of hidden layer ``l`` (``Ha`` in the seed), ``logits`` the output
-    pre-activation ``Oa`` of shape (n, m).
+    ``inputs[l]`` is the input of layer ``l`` (``inputs[0] = X``, then each ``h_s``),
+    ``pre[l]`` the pre-activation of hidden layer ``l`` (``h_a``), ``logits`` the output
+    pre-activation ``o_a`` of shape (n, m).
     """
 
     inputs: list[Array]
@@ -258,7 +208,7 @@ class MLP:
                 raise ValueError(f"cannot chain W{layer - 1} {before} and W{layer} {W.shape}.")
         # Keep the canonical order W1, b1, W2, b2, ... whatever order came in.
         self.params = {k: self.params[k] for k in names}
-        #: ("W1", "b1"), ("W2", "b2"), ...: the hot path looks parameters up by these.
+        #: ("W1", "b1"), ("W2", "b2"), ...: the names of each layer's parameters.
         self.layer_names = [(f"W{layer}", f"b{layer}") for layer in range(1, n + 1)]
 
     # -- shape facts -----------------------------------------------------------------
@@ -310,22 +260,16 @@ class MLP:
         return X, y.astype(np.intp, copy=False)
 
     # -- forward ---------------------------------------------------------------------
-    def forward(self, X: Array, *, workspace: Workspace | None = None) -> Forward:
-        """Run the network on ``X`` (n, d), keeping what backprop needs.
-
-        With a :class:`Workspace`, every intermediate array is written into its
-        preallocated buffers (sliced to ``n`` rows) instead of new arrays.
-        """
-        n, ws = X.shape[0], workspace
+    def forward(self, X: Array) -> Forward:
+        """Run the network on ``X`` (n, d), keeping what backprop needs."""
         inputs, pre = [X], []
         H = X
-        Ws, bs = self.weights, self.biases
-        for i, (W, b) in enumerate(zip(Ws[:-1], bs[:-1], strict=True)):
-            A = linear(H, W, b, out=ws.A[i][:n] if ws else None)
-            H = self._f(A) if not ws else ws.activate(A, out=ws.H[i][:n])
+        for W, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            A = linear(H, W, b)  # h_a
+            H = self._f(A)  # h_s
             pre.append(A)
             inputs.append(H)
-        return Forward(inputs, pre, linear(H, Ws[-1], bs[-1], out=ws.A[-1][:n] if ws else None))
+        return Forward(inputs, pre, linear(H, self.weights[-1], self.biases[-1]))
 
     def logits(self, X: ArrayLike, *, batch_size: int = 4096) -> Array:
         """Output pre-activations ``Oa`` of shape (n, m), computed in batches."""
@@ -337,7 +281,7 @@ class MLP:
         """Class probabilities ``softmax(Oa)`` of shape (n, m)."""
         return F.softmax(self.logits(X))
 
-    def predict(self, X: ArrayLike) -> Labels:
+    def predict(self, X: ArrayLike) -> NDArray[np.intp]:
         """Most probable class per row, shape (n,)."""
         classes: Labels = np.argmax(self.logits(X), axis=1)
         return classes
@@ -346,70 +290,49 @@ class MLP:
     def loss(self, X: ArrayLike, y: ArrayLike) -> np.floating:
         """Mean negative log-likelihood on ``(X, y)``, without the penalty (a scalar of :attr:`dtype`)."""
         X, y = self.check_input(X, y)
+        assert y is not None
         return nll(self.forward(X).logits, y)
 
     def penalty(self) -> np.floating:
         """``sum_l l1[l] * ||W_l||_1 + l2[l] * ||W_l||_2^2`` (a scalar of :attr:`dtype`)."""
-        zero = self.dtype.type(0)
         terms = (a * F.l1(W) + b * F.l2_squared(W) for W, a, b in zip(self.weights, self.l1, self.l2, strict=True))
-        total: np.floating[Any] = sum(terms, zero)
+        total: np.floating[Any] = sum(terms, self.dtype.type(0))
         return total
 
     def objective(self, X: ArrayLike, y: ArrayLike) -> np.floating:
-        """The regularised empirical risk: :meth:`loss` + :meth:`penalty` (seed 2.18)."""
+        """The regularised empirical risk: :meth:`loss` + :meth:`penalty` (the assignment's 2.18)."""
         risk: np.floating[Any] = self.loss(X, y) + self.penalty()
         return risk
 
     # -- backprop --------------------------------------------------------------------
-    def _data_gradients(
-        self, X: Array, y: Labels, *, workspace: Workspace | None = None, scale: float = 1.0
-    ) -> dict[str, Array]:
-        """Gradients of the mean NLL over the rows of ``X``, one matrix pass, times ``scale``.
-
-        With a :class:`Workspace` the gradients are written into its buffers (and
-        returned as those buffers): nothing is allocated but a few (n, m) arrays.
-        """
-        n, ws = X.shape[0], workspace
-        fw = self.forward(X, workspace=ws)
-        # NOTE: scaling the (n, m) output gradient scales every gradient below it, so a
-        # step size folded in here never costs a pass over a weight-sized array.
-        dA = nll_logits_grad(fw.logits, y, out=fw.logits if ws else None, scale=scale, rows=ws.rows[:n] if ws else None)
-        grads: dict[str, Array] = {} if ws is None else ws.grads
-        for i in range(self.n_layers - 1, -1, -1):  # layer i + 1 of the seed's numbering
-            w, b = self.layer_names[i]
-            out = None if ws is None else (ws.dH[i - 1][:n] if i else None, ws.grads[w], ws.grads[b])
-            dH, grads[w], grads[b] = linear_backward(dA, fw.inputs[i], self.params[w], need_dH=i > 0, out=out,
-                                                     ones=None if ws is None else ws.ones[:n])
-            if i:  # dHa = dHs * f'(Ha), elementwise (seed 2.13-2.14)
-                # dH is an array here: linear_backward returns None for it only when i == 0
-                dA = (ws or self).activation_backward(dH, fw.pre[i - 1])  # type: ignore[arg-type]
-        return grads if ws is not None else {k: grads[k] for k in self.params}
-
     def activation_backward(self, dH: Array, A: Array) -> Array:
-        """``dA = dH * f'(A)``, written into ``dH``."""
-        return np.multiply(dH, self._df(A), out=dH)
+        """``dA = dH * f'(A)``, elementwise (the assignment's ``grad_ha = grad_hs * 1[h_a > 0]`` for rect)."""
+        return dH * self._df(A)
 
-    def add_penalty_gradients(
-        self, grads: dict[str, Array], *, scratch: dict[str, Array] | None = None, scale: float = 1.0
-    ) -> dict[str, Array]:
-        """Add ``scale * (l1 * sign(W) + 2 * l2 * W)`` to each ``dW`` in place (seed 2.18).
+    def backprop(self, X: Array, y: Labels) -> tuple[dict[str, Array], Array]:
+        """Gradients of the mean NLL over the rows of ``X``, and ``dX``, in one matrix pass.
 
-        ``scratch`` (one array per weight matrix) avoids the temporaries.
+        Returns
+        -------
+        grads : dict with the keys and shapes of :attr:`params` (the data term only, no penalty)
+        dX : array of shape (n, d), the gradient with respect to the inputs
         """
-        for (w, _), a, b in zip(self.layer_names, self.l1, self.l2, strict=True):
-            if not (a or b):
-                continue
-            W, dW = self.params[w], grads[w]
-            S = scratch[w] if scratch is not None else np.empty_like(W)
-            if a:
-                dW += l1_sign(W, a * scale, out=S)
-            if b:
-                dW += np.multiply(W, 2 * b * scale, out=S)
-        return grads
+        fw = self.forward(X)
+        dA = nll_grad(fw.logits, y)  # dOa
+        grads: dict[str, Array] = {}
+        for i in range(self.n_layers - 1, -1, -1):  # layer i + 1 in the assignment's numbering
+            w, b = self.layer_names[i]
+            dH, grads[w], grads[b] = linear_backward(dA, fw.inputs[i], self.params[w])
+            if i:  # dHa = dHs * f'(Ha)
+                dA = self.activation_backward(dH, fw.pre[i - 1])
+        return {k: grads[k] for k in self.params}, dH
 
-    def gradients(
-        self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix", workspace: Workspace | None = None
-    ) -> dict[str, Array]:
+    def penalty_gradients(self) -> dict[str, Array]:
+        """``l1 * sign(W) + 2 * l2 * W`` for each weight matrix with a penalty, by name."""
+        return {w: penalty_grad(self.params[w], a, b)
+                for (w, _), a, b in zip(self.layer_names, self.l1, self.l2, strict=True) if a or b}
+
+    def gradients(self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix") -> dict[str, Array]:
         """Gradient of :meth:`objective` for every parameter, by name.
 
         Parameters
@@ -418,10 +341,7 @@ class MLP:
         y : array of shape (n,)
         backprop : {"matrix", "loop"}
             ``matrix`` handles the minibatch in one pass; ``loop`` one example at a
-            time, then averages (seed part 3, Q6-Q7).
-        workspace : Workspace, optional
-            Buffers for the matrix backprop (the training loop's hot path); the
-            returned arrays are then the workspace's and are overwritten next call.
+            time, then averages (the assignment's part 3, Q1 and Q3).
 
         Returns
         -------
@@ -431,105 +351,40 @@ class MLP:
         if backprop not in BACKPROPS:
             raise ValueError(f"backprop must be one of {', '.join(BACKPROPS)}. Got {backprop!r} instead.")
         assert y is not None
-        grads = BACKPROPS[backprop](self, X, y, workspace)
-        return self.add_penalty_gradients(grads, scratch=workspace.scratch if workspace else None)
+        grads = BACKPROPS[backprop](self, X, y)
+        for w, dW in self.penalty_gradients().items():
+            grads[w] = grads[w] + dW
+        return grads
+
+    def grad_x(self, X: ArrayLike, y: ArrayLike) -> Array:
+        """Gradient of the mean loss with respect to the inputs, shape (n, d) (the assignment's Q17).
+
+        Row ``i`` is ``W1^T grad_ha`` of example ``i`` divided by ``n``: the gradient of the
+        mean. The penalty does not depend on ``X``.
+        """
+        X, y = self.check_input(X, y)
+        assert y is not None
+        return self.backprop(X, y)[1]
 
 
-#: A last hidden layer up to this wide gets column-major logits (see Workspace).
-NARROW = 64
+def matrix_backprop(net: MLP, X: Array, y: Labels) -> dict[str, Array]:
+    """Data-term gradients for the whole minibatch in one matrix pass."""
+    return net.backprop(X, y)[0]
 
 
-class Workspace:
-    """Preallocated buffers for minibatches of up to ``batch_size`` rows.
-
-    The training loop's hot path runs forward and backprop into these arrays, so an
-    epoch allocates nothing the size of a weight matrix or of a minibatch of inputs.
-    ``A[l]``/``H[l]`` hold layer ``l``'s pre-activation and output, ``dH[l]`` the
-    gradient with respect to ``H[l]``, ``grads`` one array per parameter.
-    """
-
-    def __init__(self, net: MLP, batch_size: int) -> None:
-        dt, sizes = net.dtype, net.sizes
-        # NOTE: the hidden layers' (n, units) buffers are column-major (order="F"): each
-        # unit's n values are contiguous, the seed's one-example-per-column layout in memory.
-        # NumPy hands BLAS ``W @ H.T`` for them, which OpenBLAS runs faster for wide layers
-        # (100 x 784 by 784 x 512 float32: 568 vs 651 us). Column-major logits make the
-        # softmax's per-row max and sum vector operations (its gradient: 11 vs 17 us on
-        # 100 x 10), but with a wide last hidden layer the product dOa^T Hs then slows down
-        # more than that (512 units: 37 vs 16 us): they are row-major after a wide layer.
-        logits_order: Literal["C", "F"] = "F" if len(sizes) > 2 and sizes[-2] <= NARROW else "C"
-        self.A = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
-        self.A.append(np.empty((batch_size, sizes[-1]), dt, order=logits_order))
-        self.H = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
-        self.dH = [np.empty((batch_size, s), dt, order="F") for s in sizes[1:-1]]
-        self.grads = {k: np.empty_like(v) for k, v in net.params.items()}
-        self.X = np.empty((batch_size, sizes[0]), dt)
-        self.y = np.empty(batch_size, np.intp)
-        self.ones = np.ones(batch_size, dt)  # db = 1^T dA
-        self.rows = np.arange(batch_size)  # the row index of each example's true class
-        self.scratch = {k: np.empty_like(v) for k, v in net.params.items() if k[0] == "W"}
-        widest = max(sizes[1:-1], default=0)
-        self.mask = np.empty((batch_size, widest), dt, order="F")
-        self.zeros = np.zeros((batch_size, widest), dt, order="F")
-        self._f, self._df = net._f, net._df
-        self._rect = net.activation == "rect"
-
-    def activate(self, A: Array, *, out: Array) -> Array:
-        """The hidden activation of ``A`` written into ``out``."""
-        if self._rect:  # NOTE: the one activation with a cheap in-place form
-            # NOTE: against an array of zeros, not the scalar 0: NumPy's maximum with a
-            # scalar operand ran 4x slower (31 vs 8 us on 100 x 512 float32).
-            return np.maximum(A, self.zeros[: A.shape[0], : A.shape[1]], out=out)
-        out[...] = self._f(A)
-        return out
-
-    def activation_backward(self, dH: Array, A: Array) -> Array:
-        """``dA = dH * f'(A)`` written into ``dH``; for rect, ``f'(A)`` is the 0/1 mask ``A > 0``."""
-        if self._rect:  # NOTE: the 0/1 mask into a float buffer: no allocation, no cast buffer
-            n, h = A.shape
-            mask = np.greater(A, self.zeros[:n, :h], out=self.mask[:n, :h])
-            return np.multiply(dH, mask, out=dH)
-        return np.multiply(dH, self._df(A), out=dH)
-
-    def gather(self, X: Array, y: Labels, index: NDArray[np.intp]) -> tuple[Array, Labels]:
-        """Rows ``index`` of ``(X, y)`` copied into the minibatch buffers: one gather, no allocation."""
-        return gather_rows(X, y, index, self.X, self.y)
-
-
-def gather_rows(
-    X: Array, y: Labels, index: NDArray[np.intp], Xbuf: Array, ybuf: Labels
-) -> tuple[Array, Labels]:
-    """Rows ``index`` of ``(X, y)`` copied into the first ``len(index)`` rows of ``Xbuf``, ``ybuf``."""
-    k = index.shape[0]
-    # NOTE: mode="clip" because the default "raise" stages the rows in a temporary
-    # before writing `out`; the indices come from a permutation, so none is clipped.
-    return np.take(X, index, axis=0, out=Xbuf[:k], mode="clip"), np.take(y, index, out=ybuf[:k], mode="clip")
-
-
-def matrix_backprop(
-    net: MLP, X: Array, y: Labels, workspace: Workspace | None = None, scale: float = 1.0
-) -> dict[str, Array]:
-    """Data-term gradients (times ``scale``) for the whole minibatch in one matrix pass."""
-    return net._data_gradients(X, y, workspace=workspace, scale=scale)
-
-
-def loop_backprop(
-    net: MLP, X: Array, y: Labels, workspace: Workspace | None = None, scale: float = 1.0
-) -> dict[str, Array]:
-    """Data-term gradients (times ``scale``) one example at a time, then averaged (the seed's loop)."""
-    total = workspace.grads if workspace else {k: np.empty_like(v) for k, v in net.params.items()}
-    for g in total.values():
-        g.fill(0)
+def loop_backprop(net: MLP, X: Array, y: Labels) -> dict[str, Array]:
+    """Data-term gradients one example at a time, then averaged (the assignment's loop)."""
+    total = {k: np.zeros_like(P) for k, P in net.params.items()}
     for i in range(X.shape[0]):
-        for k, g in net._data_gradients(X[i : i + 1], y[i : i + 1]).items():
+        for k, g in matrix_backprop(net, X[i : i + 1], y[i : i + 1]).items():
             total[k] += g
-    factor = scale / max(X.shape[0], 1)
-    for g in total.values():
-        g *= factor
-    return total
+    return {k: g / max(X.shape[0], 1) for k, g in total.items()}
 
 
-BACKPROPS = {"matrix": matrix_backprop, "loop": loop_backprop}
+BACKPROPS: dict[str, Callable[[MLP, Array, Labels], dict[str, Array]]] = {
+    "matrix": matrix_backprop,
+    "loop": loop_backprop,
+}
 
 
 def resolve_dtype(dtype: str | type | np.dtype) -> type:

@@ -1,20 +1,29 @@
-"""Update rules and learning-rate schedules.
+"""Update rules and learning-rate schedules, each written as the course writes it.
 
-An optimizer only turns gradients into parameter updates; it knows nothing of
-networks. Every step works in place on the parameter arrays and may overwrite the
-gradient arrays (they are scratch buffers refilled by the next backprop), so a
-training step allocates nothing the size of a weight matrix.
+An optimizer only turns gradients into parameter updates; it knows nothing of networks.
+``step(params, grads, lr)`` receives the objective's gradient ``g`` for each parameter
+(``grads[k]``, of ``params[k]``'s shape) and the step size ``eta_t``, and updates the
+parameter arrays in place:
 
-``step(params, grads, lr)`` receives ``grads`` already multiplied by
-``gradient_scale(lr)``: the step size for the rules that only ever use ``lr * g``
-(sgd, momentum, nesterov), 1 for Adam. The backprop folds that factor into its small
-output gradient, which saves a pass over every weight matrix per step.
+=========  ==================================================================
+sgd        ``theta <- theta - eta g`` (the assignment's 2.6)
+momentum   ``v <- mu v - eta g``;  ``theta <- theta + v``
+nesterov   ``v <- mu v - eta g``;  ``theta <- theta + mu v - eta g`` (Sutskever's form)
+adam       ``m <- b1 m + (1 - b1) g``;  ``v <- b2 v + (1 - b2) g^2``;
+           ``theta <- theta - eta_hat m / (sqrt(v) + eps)``,
+           ``eta_hat = eta sqrt(1 - b2^t) / (1 - b1^t)``
+=========  ==================================================================
+
+``state`` holds each rule's running arrays by name (``v/W1``, ``m/W1``, ``t``), saved in
+checkpoints. The training loop runs the same rules in place on gradients that already
+carry ``eta`` (:func:`npmlp.kernels.scaled_step`), which saves passes over the weights.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,18 +31,24 @@ from numpy.typing import NDArray
 Arrays = dict[str, NDArray[np.floating]]
 
 
+class Optimizer(Protocol):
+    """What the training loop needs of an update rule."""
+
+    state: Arrays
+
+    def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
+        """Update ``params`` in place from the gradients ``grads`` and the step size ``lr``."""
+
+
 class SGD:
-    """Plain gradient descent (seed 2.6): ``theta <- theta - eta_t * g``."""
+    """Plain gradient descent (the assignment's 2.6): ``theta <- theta - eta_t g``."""
 
     def __init__(self, params: Arrays) -> None:
         self.state: Arrays = {}
 
-    def gradient_scale(self, lr: float) -> float:
-        return lr
-
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for k, P in params.items():
-            P -= grads[k]  # grads[k] holds eta_t * g
+            P -= lr * grads[k]
 
 
 class Momentum:
@@ -43,14 +58,10 @@ class Momentum:
         self.momentum = momentum
         self.state = {f"v/{k}": np.zeros_like(P) for k, P in params.items()}
 
-    def gradient_scale(self, lr: float) -> float:
-        return lr
-
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for k, P in params.items():
-            V, G = self.state[f"v/{k}"], grads[k]  # G holds eta * g
-            V *= self.momentum
-            V -= G
+            V = self.state[f"v/{k}"]
+            V[...] = self.momentum * V - lr * grads[k]
             P += V
 
 
@@ -59,12 +70,9 @@ class Nesterov(Momentum):
 
     def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
         for k, P in params.items():
-            V, G = self.state[f"v/{k}"], grads[k]  # G holds eta * g
-            V *= self.momentum
-            V -= G
-            P -= G
-            np.multiply(V, self.momentum, out=G)  # G is spent: reuse it for mu * v
-            P += G
+            V = self.state[f"v/{k}"]
+            V[...] = self.momentum * V - lr * grads[k]
+            P += self.momentum * V - lr * grads[k]
 
 
 class Adam:
@@ -75,30 +83,21 @@ class Adam:
         self.state = {f"{s}/{k}": np.zeros_like(P) for k, P in params.items() for s in ("m", "v")}
         self.state["t"] = np.zeros((), dtype=np.int64)
 
-    def gradient_scale(self, lr: float) -> float:
-        return 1.0  # Adam divides by the gradient's running scale: it needs g itself
-
-    def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
+    def advance(self, lr: float) -> float:
+        """Count one more step ``t`` and return its step size ``eta sqrt(1 - b2^t) / (1 - b1^t)``."""
         t = int(self.state["t"]) + 1
         self.state["t"][...] = t
-        b1, b2 = self.beta1, self.beta2
         # NOTE: bias correction folded into the step size, as in the paper's Algorithm 1 remark.
-        step = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        return lr * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+
+    def step(self, params: Arrays, grads: Arrays, lr: float) -> None:
+        step = self.advance(lr)
+        b1, b2 = self.beta1, self.beta2
         for k, P in params.items():
             M, V, G = self.state[f"m/{k}"], self.state[f"v/{k}"], grads[k]
-            # NOTE: in place, no temporaries: b*M + (1-b)*G == b*(M - G) + G.
-            M -= G
-            M *= b1
-            M += G
-            G *= G  # G now holds g^2; the gradient itself is spent
-            V -= G
-            V *= b2
-            V += G
-            np.sqrt(V, out=G)
-            G += self.eps
-            np.divide(M, G, out=G)
-            G *= step
-            P -= G
+            M[...] = b1 * M + (1 - b1) * G
+            V[...] = b2 * V + (1 - b2) * G**2
+            P -= step * M / (np.sqrt(V) + self.eps)
 
 
 OPTIMIZERS: dict[str, Callable[..., SGD | Momentum | Adam]] = {

@@ -8,11 +8,13 @@ that draw one panel take ``ax=None`` and return the axes; the others return a wh
 matplotlib is the optional extra ``npmlp[plot]``, imported only when something is drawn.
 Figures are plain :class:`matplotlib.figure.Figure` objects made without pyplot: drawing
 works in any thread or worker process, needs no display and leaves no global state behind.
-A notebook shows a returned figure as it is; :func:`save_figure` writes one to a PNG.
+A notebook shows a returned figure inline, pyplot or not (it renders itself as a PNG);
+:func:`save_figure` writes one to a file.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import textwrap
@@ -79,9 +81,23 @@ def _mpl() -> Any:
     return matplotlib
 
 
+@functools.cache
+def _figure_class() -> type[Figure]:
+    """:class:`matplotlib.figure.Figure` with a ``_repr_png_``, made once matplotlib is imported."""
+
+    class NotebookFigure(_mpl().figure.Figure):  # type: ignore[misc]
+        """A figure that Jupyter shows inline: without pyplot, IPython knows no way to draw a Figure."""
+
+        def _repr_png_(self) -> bytes:
+            return render_png(self, close=False)
+
+    return NotebookFigure
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure of ``width`` x ``height`` inches at :data:`DPI`, with constrained layout."""
-    fig: Figure = _mpl().figure.Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    _mpl()  # NOTE: checked on every call: the class below is made once
+    fig: Figure = _figure_class()(figsize=(width, height), dpi=DPI, layout="constrained")
     return fig
 
 
@@ -248,7 +264,7 @@ def decision_regions_figure(
     class_names: Sequence[str] | None = None,
     resolution: int = 300,
 ) -> Figure:
-    """Decision regions on the training data and on the test data, side by side (seed part 3, Q5).
+    """Decision regions on the training data and on the test data, side by side (the assignment's part 3, Q5).
 
     Both panels share one grid covering all points, so their regions are the same picture.
 

@@ -21,7 +21,8 @@ from numpy.typing import NDArray
 from .minibatches import Prefetcher, gathered, prefetch_pays
 from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
-from .network import BACKPROPS, DTYPES, MLP, Array, Workspace, nll
+from .kernels import Workspace, train_step
+from .network import BACKPROPS, DTYPES, MLP, Array, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
 
@@ -294,17 +295,15 @@ class Trainer:
         else:  # resuming mid-epoch: redraw the very same permutation
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
-        lr, backprop = self.lr_at(st.epoch), BACKPROPS[self.config.backprop]
-        scale = self.optimizer.gradient_scale(lr)
+        lr, backprop = self.lr_at(st.epoch), self.config.backprop
         if self.uses_prefetch(X):
             minibatches = self.prefetcher.minibatches(X, y, order, st.batch * K)
         else:
             minibatches = gathered(X, y, order, st.batch * K, K, ws)
         with contextlib.closing(minibatches):  # leaving early stops the gathering thread
             for Xb, yb in minibatches:
-                # The inputs were validated once by train(): straight to the backprop.
-                grads = net.add_penalty_gradients(backprop(net, Xb, yb, ws, scale), scratch=ws.scratch, scale=scale)
-                self.optimizer.step(net.params, grads, lr)
+                # The inputs were validated once by train(): straight to the fast path.
+                train_step(net, ws, self.optimizer, Xb, yb, lr, backprop)
                 st.batch += 1
                 if self.stop_requested:
                     return False
@@ -375,26 +374,39 @@ def _fmt(row: Mapping[str, Any]) -> str:
 
 
 class Progress:
-    """One line per epoch on stderr (tqdm when installed), silent when not wanted."""
+    """One line per epoch (and a tqdm bar when installed), silent when not wanted.
+
+    Shown on stderr when it is a terminal, and in a Jupyter notebook, whose stderr is no
+    terminal: there the lines go to the cell's output (stdout; a notebook paints stderr as a
+    warning) under ``tqdm.auto``'s widget bar.
+    """
 
     def __init__(self, enabled: bool, total: int, initial: int = 0) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        notebook = self.in_notebook()
+        self.enabled = enabled and (sys.stderr.isatty() or notebook)
+        self.file = sys.stdout if notebook else sys.stderr
         self.bar = None
         if self.enabled:
             try:
-                from tqdm import tqdm
+                from tqdm.auto import tqdm
             except ImportError:  # the bar is a nicety: print plain lines without it
                 return
-            self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, initial=initial, unit="epoch", file=self.file, leave=False)
+
+    @staticmethod
+    def in_notebook() -> bool:
+        """True inside a Jupyter kernel (IPython's kernel app is running)."""
+        shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+        return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
     def epoch(self, row: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
         if self.bar is not None:
-            self.bar.write(_fmt(row), file=sys.stderr)
+            self.bar.write(_fmt(row), file=self.file)
             self.bar.update(1)
         else:
-            print(_fmt(row), file=sys.stderr)
+            print(_fmt(row), file=self.file)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -1,0 +1,89 @@
+"""The fast path gives the course path's gradients and updates, to round-off."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from npmlp import kernels as K
+from npmlp.network import MLP
+from npmlp.optim import OPTIMIZERS, make_optimizer
+
+ACTS = ["rect", "tanh", "sigmoid", "softplus"]
+# (3,): narrow last hidden layer, column-major logits; (70,): wide, row-major logits (kernels.NARROW).
+DEPTHS = [(6,), (5, 4), (5, 4, 3), (70,)]
+PENALTIES = [(0.0, 0.0), (1e-3, 0.0), (0.0, 1e-3), (1e-2, 1e-2), (3.0, 0.5)]  # l1 >= 2: l1_sign's other branch
+CASES = list(itertools.product(ACTS, DEPTHS, PENALTIES))
+
+
+def assert_close(got: dict, want: dict, rtol: float) -> None:
+    assert list(got) == list(want)
+    for k in want:
+        scale = np.abs(want[k]).max()
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=rtol * scale, err_msg=k)
+
+
+@pytest.mark.parametrize("act,hidden,penalty", CASES)
+def test_fast_gradients_equal_the_course_gradients(act: str, hidden: tuple[int, ...], penalty: tuple) -> None:
+    # one case per activation, depth and penalty; each on a full minibatch and a partial one
+    rng = np.random.default_rng(3)
+    net = MLP.initialize((4, *hidden, 3), rng=rng, activation=act, l1=penalty[0], l2=penalty[1])
+    ws = K.Workspace(net, batch_size=16)
+    for n, scale in ((16, 1.0), (7, 0.03)):  # a full minibatch, then the last, partial one, scaled
+        X, y = rng.standard_normal((n, 4)), rng.integers(0, 3, n)
+        want = {k: scale * g for k, g in net.gradients(X, y).items()}
+        assert_close(K.matrix_gradients(net, ws, X, y, scale), want, rtol=1e-12)
+        assert_close(K.loop_gradients(net, ws, X, y, scale), want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_fast_gradients_in_float32(act: str) -> None:
+    rng = np.random.default_rng(4)
+    net = MLP.initialize((6, 70, 5, 3), rng=rng, activation=act, l1=1e-3, l2=1e-3, dtype="float32")
+    X, y = rng.standard_normal((10, 6)).astype(np.float32), rng.integers(0, 3, 10)
+    got = K.matrix_gradients(net, K.Workspace(net, 10), X, y, 1.0)
+    assert all(g.dtype == np.float32 for g in got.values())
+    assert_close(got, net.gradients(X, y), rtol=2e-5)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_in_place_steps_on_scaled_gradients_equal_the_update_rules(name: str) -> None:
+    rng = np.random.default_rng(5)
+    course = {"W1": rng.standard_normal((3, 4)), "b1": rng.standard_normal(3)}
+    fast = {k: v.copy() for k, v in course.items()}
+    opt_course, opt_fast = make_optimizer(name, course), make_optimizer(name, fast)
+    for lr in (0.1, 0.05, 0.02):
+        grads = {k: rng.standard_normal(v.shape) for k, v in course.items()}
+        opt_course.step(course, grads, lr)
+        scale = K.gradient_scale(opt_fast, lr)
+        K.scaled_step(opt_fast, fast, {k: scale * g for k, g in grads.items()}, lr)
+    assert_close(fast, course, rtol=1e-13)
+    assert_close(opt_fast.state, opt_course.state, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backprop", ["matrix", "loop"])
+def test_a_training_step_is_the_course_step(backprop: str) -> None:
+    rng = np.random.default_rng(6)
+    net = MLP.initialize((4, 8, 3), rng=rng, l1=1e-3, l2=1e-3)
+    twin = MLP({k: v.copy() for k, v in net.params.items()}, activation="rect", l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    opt, opt_twin = make_optimizer("nesterov", net.params), make_optimizer("nesterov", twin.params)
+    ws = K.Workspace(net, 10)
+    for _ in range(3):
+        K.train_step(net, ws, opt, X, y, 0.1, backprop)
+        opt_twin.step(twin.params, twin.gradients(X, y), 0.1)
+    assert_close(net.params, twin.params, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l1_sign_is_exact_for_every_normal_weight(dtype: type) -> None:
+    from npmlp.kernels import l1_sign
+
+    info = np.finfo(dtype)
+    W = np.array([0.0, -0.0, info.tiny, -info.tiny, 1e-3, -2.5, info.max, -info.max, np.inf, -np.inf], dtype=dtype)
+    out = np.empty_like(W)
+    for a in (0.25, 3.0, 1e30):  # a >= 2 scales in two steps: a / tiny would overflow
+        np.testing.assert_array_equal(l1_sign(W, a, out=out), (dtype(a) * np.sign(W)).astype(dtype))
+        assert out.dtype == dtype
