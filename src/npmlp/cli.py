@@ -212,10 +212,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .persistence import load_model
+    from .model import Model
     from .training import evaluate
 
-    net, config = load_model(args.model)
+    model = Model.load(args.model)
+    net, config = model.net, model.config
     options = {name: getattr(args, name) for name in declared(DataSpec)}
     found = run_data(config, dataset=args.dataset, dtype=net.dtype.name, options=options)
     data = found.dataset
@@ -226,7 +227,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"npmlp evaluate: note: {found.note}", file=sys.stderr)
     splits = {}
     for name, (X, y) in data.splits().items():
-        loss, error = evaluate(net, X, y)
+        loss, error = evaluate(net, model.transform(X), y)
         splits[name] = {"loss": loss, "error": error, "n": int(X.shape[0])}
     text = "\n".join(f"{k:5s}  loss {v['loss']:.4f}  error {100 * v['error']:.2f}%  ({v['n']} rows)"
                      for k, v in splits.items())
@@ -247,19 +248,20 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .datasets import load_features
-    from .persistence import load_model
+    from .model import Model
 
-    net, _ = load_model(args.model)
-    X = load_features(args.input, dtype=net.dtype.name)
-    if X.shape[1] != net.sizes[0]:
-        raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {net.sizes[0]} features.")
+    model = Model.load(args.model)
+    X = load_features(args.input, dtype=model.net.dtype.name)
+    if X.shape[1] != model.n_features:
+        raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {model.n_features} "
+                         "features.")
     if args.proba:
-        P = net.predict_proba(X)
+        P = model.predict_proba(X)
         text = "\n".join(",".join(f"{p:.6g}" for p in row) for row in P)
-        emit(args, {"probabilities": P.tolist()}, text)
+        emit(args, {"classes": model.classes.tolist(), "probabilities": P.tolist()}, text)
     else:
-        labels = net.predict(X)
-        emit(args, {"predictions": labels.tolist()}, "\n".join(map(str, labels)))
+        labels = model.predict(X).tolist()
+        emit(args, {"predictions": labels}, "\n".join(map(str, labels)))
     return 0
 
 
