@@ -265,6 +265,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export --------------------------------------------------------------------------
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="write a saved model for a serving stack (ONNX)",
+                       description="Write a model directory (from npmlp train or MLPClassifier.save) as an ONNX "
+                                   "graph with its preprocessing: input X (N, d) in the model's dtype, outputs "
+                                   "'label' (N,) and 'probabilities' (N, m). Needs pip install 'npmlp[onnx]'.")
+    _common(p)
+    p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a model directory or its model.npz")
+    p.add_argument("--format", choices=sorted(FORMATS), default="onnx", help="file format (default onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write, like model.onnx")
+    p.set_defaults(run=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .model import Model
+
+    model = Model.load(args.model)
+    path = export(model, args.out, format=args.format)
+    doc = {"model": str(args.model), "format": args.format, "out": str(path), "sizes": list(model.net.sizes),
+           "dtype": model.net.dtype.name, "classes": model.classes.tolist()}
+    emit(args, doc, f"wrote {path} ({args.format}, inputs {model.n_features} {model.net.dtype.name}, "
+                    f"{len(model.classes)} classes)")
+    return 0
+
+
 # -- bench ---------------------------------------------------------------------------
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="seconds per epoch: matrix vs loop, the GEMM limit, scikit-learn and PyTorch",
@@ -350,7 +378,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_bench, _add_sweep, _add_demo]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_export, _add_bench, _add_sweep, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `npmlp gradcheck | head`: the reader left, nothing to say
         sys.stderr.close()
         return 0
-    except (NpmlpError, ValueError, OSError) as exc:
+    except (NpmlpError, ValueError, OSError, ImportError) as exc:
         if os.environ.get("NPMLP_DEBUG"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
