@@ -39,10 +39,10 @@ def blobs(n: int = 120, m: int = 3, *, seed: int = 0, spread: float = 0.3) -> tu
 def test_defaults_follow_scikit_learn_and_learn_an_easy_problem() -> None:
     clf = MLPClassifier()
     assert (clf.hidden, clf.optimizer, clf.lr, clf.batch_size) == ((100,), "adam", 1e-3, 200)
-    assert (clf.l2, clf.epochs, clf.tol, clf.n_iter_no_change, clf.early_stopping) == (0.0, 200, 1e-4, 10, False)
+    assert (clf.l2, clf.epochs, clf.tol, clf.n_iter_no_change, clf.early_stopping) == (5e-3, 400, 1e-4, 10, False)
     X, y = blobs(200)
     assert clf.fit(X, y).score(X, y) > 0.95
-    assert clf.n_iter_ <= 200
+    assert clf.n_iter_ < 400 and clf.stopped_because_ == "converged"
 
 
 def test_fit_is_train_with_the_same_seed() -> None:
