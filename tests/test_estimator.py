@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -37,10 +38,11 @@ def blobs(n: int = 120, m: int = 3, *, seed: int = 0, spread: float = 0.3) -> tu
 
 def test_defaults_follow_scikit_learn_and_learn_an_easy_problem() -> None:
     clf = MLPClassifier()
-    assert (clf.hidden, clf.optimizer, clf.lr, clf.batch_size, clf.epochs) == ((100,), "adam", 1e-3, 200, 200)
+    assert (clf.hidden, clf.optimizer, clf.lr, clf.batch_size) == ((100,), "adam", 1e-3, 200)
+    assert (clf.l2, clf.epochs, clf.tol, clf.n_iter_no_change, clf.early_stopping) == (5e-3, 400, 1e-4, 10, False)
     X, y = blobs(200)
     assert clf.fit(X, y).score(X, y) > 0.95
-    assert clf.n_iter_ == 200 and clf.stopped_because_ == "max_epochs"
+    assert clf.n_iter_ < 400 and clf.stopped_because_ == "converged"
 
 
 def test_fit_is_train_with_the_same_seed() -> None:
@@ -156,7 +158,9 @@ def test_divergence_warns_and_keeps_finite_parameters() -> None:
         ({"lr": -1.0}, "lr must be a finite number > 0"),
         ({"dtype": "float16"}, "dtype must be one of float32, float64"),
         ({"activation": "cube"}, "activation must be one of"),
-        ({"early_stopping": True}, "early_stopping is a patience in epochs"),
+        ({"early_stopping": 0}, r"early_stopping must be True, False, None or a patience in epochs \(an int >= 1\)"),
+        ({"n_iter_no_change": 0}, "n_iter_no_change must be an integer >= 1"),
+        ({"tol": -1.0}, "tol must be a finite number >= 0"),
         ({"early_stopping": 2, "validation_fraction": 1.5}, r"validation_fraction must be in \(0, 1\)"),
     ],
 )
@@ -233,3 +237,111 @@ def test_partial_fit_after_a_pickle_round_trip_is_bit_identical(optimizer: str) 
         np.testing.assert_array_equal(copy.net_.params[name], P)
     assert copy.loss_curve_ == clf.loss_curve_ and copy.n_iter_ == clf.n_iter_
     assert copy.net_ is copy._trainer.net  # one network, as before pickling
+
+
+def test_save_then_load_predicts_the_same_without_pickle(tmp_path) -> None:
+    X, codes = blobs(90)
+    y = np.array(["emu", "cat", "dog"])[codes]
+    clf = MLPClassifier(**FAST, l2=1e-3).fit(X, y)
+    clf.save(tmp_path / "m")
+    loaded = MLPClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.predict(X).tolist() == clf.predict(X).tolist()
+    assert loaded.get_params() == {**clf.get_params(), "random_state": 0}
+    assert loaded.loss_curve_ == clf.loss_curve_ and loaded.n_iter_ == clf.n_iter_
+    assert loaded.best_loss_ == clf.best_loss_ and loaded.stopped_because_ == clf.stopped_because_
+    loaded.partial_fit(X, y)  # continues the loaded network
+    assert loaded.n_iter_ == clf.n_iter_ + 1
+
+
+def test_load_reads_an_npmlp_train_run(tmp_path, capsys) -> None:
+    from npmlp.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "circles", "--hidden", "6", "--epochs", "2", "--out", str(out),
+                 "--no-pictures", "--quiet", "--seed", "4"]) == 0
+    clf = MLPClassifier.load(out)
+    assert (clf.hidden, clf.optimizer, clf.batch_size, clf.epochs, clf.random_state, clf.tol) == \
+        ((6,), "sgd", 10, 2, 4, 0.0)
+    assert clf.classes_.tolist() == [0, 1] and clf.n_features_in_ == 2
+    X = np.random.default_rng(0).uniform(-1, 1, size=(20, 2))
+    np.save(tmp_path / "x.npy", X)
+    capsys.readouterr()
+    assert main(["predict", "--json", "--proba", "--model", str(out), str(tmp_path / "x.npy")]) == 0
+    np.testing.assert_array_equal(clf.predict_proba(X), json.loads(capsys.readouterr().out)["probabilities"])
+
+
+def test_npmlp_predict_reads_a_saved_estimator(tmp_path, capsys) -> None:
+    from npmlp.cli import main
+
+    X, codes = blobs(90)
+    clf = MLPClassifier(**FAST).fit(X, np.array(["emu", "cat", "dog"])[codes])
+    clf.save(tmp_path / "m")
+    np.save(tmp_path / "x.npy", X)
+    assert main(["predict", "--json", "--model", str(tmp_path / "m"), str(tmp_path / "x.npy")]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"] == clf.predict(X).tolist()
+
+
+def test_save_refuses_labels_a_model_file_cannot_hold(tmp_path) -> None:
+    X, codes = blobs(30)
+    clf = MLPClassifier(**FAST).fit(X, codes.astype(float))
+    with pytest.raises(ValueError, match="save needs class labels that are all strings or all integers"):
+        clf.save(tmp_path)
+
+
+def test_coefs_and_intercepts_in_scikit_learn_orientation() -> None:
+    X, y = blobs(60)
+    clf = MLPClassifier(**{**FAST, "hidden": (5, 4)}).fit(X, y)
+    assert [W.shape for W in clf.coefs_] == [(2, 5), (5, 4), (4, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(5,), (4,), (3,)]
+    H = X
+    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1], strict=True):
+        H = np.maximum(H @ W + b, 0)
+    np.testing.assert_allclose(H @ clf.coefs_[-1] + clf.intercepts_[-1], clf.net_.logits(X), rtol=1e-12)
+
+
+def test_tol_stops_when_the_training_loss_stops_improving() -> None:
+    X, y = blobs(60)
+    clf = MLPClassifier(**{**FAST, "epochs": 500}, tol=0.05, n_iter_no_change=3).fit(X, y)
+    curve = clf.loss_curve_
+    assert clf.stopped_because_ == "converged" and clf.n_iter_ < 500
+    assert clf.best_loss_ == min(curve)
+    # scikit-learn's rule: stop once n_iter_no_change + 1 epochs in a row failed to beat the best by tol
+    best, count, stop = np.inf, 0, None
+    for epoch, loss in enumerate(curve, start=1):
+        count = count + 1 if loss > best - 0.05 else 0
+        best = min(best, loss)
+        if count > 3:
+            stop = stop or epoch
+    assert stop == clf.n_iter_
+    assert MLPClassifier(**{**FAST, "epochs": 30}, tol=0.0).fit(X, y).n_iter_ == 30
+
+
+def test_early_stopping_true_is_scikit_learns() -> None:
+    X, y = blobs(200, spread=0.9, seed=1)
+    clf = MLPClassifier(**{**FAST, "epochs": 300}, early_stopping=True, n_iter_no_change=4).fit(X, y)
+    scores = clf.validation_scores_
+    assert clf.stopped_because_ == "early_stopping" and len(scores) == clf.n_iter_
+    assert clf.n_iter_ - clf.best_epoch_ == 5 and clf.best_validation_score_ == max(scores)
+    assert clf.best_loss_ is None
+
+
+def test_warm_start_continues_the_fitted_network() -> None:
+    X, y = blobs(60)
+    clf = MLPClassifier(**{**FAST, "epochs": 3}, warm_start=True).fit(X, y)
+    W1 = clf.net_.params["W1"].copy()
+    clf.fit(X, y)
+    cold = MLPClassifier(**{**FAST, "epochs": 3}).fit(X, y)
+    assert clf.loss_curve_[0] < cold.loss_curve_[0]  # it started where the first fit ended
+    assert not np.array_equal(clf.net_.params["W1"], W1)
+    with pytest.raises(ValueError, match="warm_start needs the classes of the previous fit"):
+        clf.fit(X, np.where(y == 2, 5, y))
+    clf.set_params(hidden=(3,))
+    with pytest.raises(ValueError, match="warm_start continues a float64 network with hidden layers"):
+        clf.fit(X, y)
+
+
+def test_verbose_shows_a_bar_only_where_someone_looks(capsys) -> None:
+    X, y = blobs(30)
+    MLPClassifier(**FAST, verbose=True).fit(X, y)  # stderr is no terminal under pytest: quiet
+    assert capsys.readouterr().err == ""

@@ -268,7 +268,7 @@ def checkpointed(tmp_path: Path) -> Path:
     from dataclasses import replace
 
     from npmlp.runs import DataSpec, write_checkpoint
-    from npmlp.training import Trainer, TrainConfig, train
+    from npmlp.training import TrainConfig, Trainer, train
 
     config = TrainConfig(hidden=(4,), epochs=2, lr=0.1, early_stopping=5)
     data = DataSpec("circles")

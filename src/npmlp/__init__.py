@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .errors import DataError, DivergenceError, ModelFileError, NpmlpError
 from .gradcheck import GradCheckReport, check_gradients
+from .model import Model, load
 from .network import MLP
 
 __version__ = "0.1.0"
@@ -26,8 +27,10 @@ __all__ = [
     "GradCheckReport",
     "MLP",
     "MLPClassifier",
+    "Model",
     "ModelFileError",
     "NpmlpError",
     "__version__",
     "check_gradients",
+    "load",
 ]

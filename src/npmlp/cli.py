@@ -19,8 +19,8 @@ from . import __version__
 from .errors import DivergenceError, NpmlpError
 from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
 from .network import DTYPES, MLP
-from .settings import Choice, Rule, declared
 from .runs import DataSpec, run_data
+from .settings import Choice, Rule, declared
 from .training import TrainConfig
 
 Command = Callable[[argparse.Namespace], int]
@@ -267,10 +267,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .persistence import load_model
+    from .model import Model
     from .training import evaluate
 
-    net, config = load_model(args.model)
+    model = Model.load(args.model)
+    net, config = model.net, model.config
     options = {name: getattr(args, name) for name in declared(DataSpec)}
     found = run_data(config, dataset=args.dataset, dtype=net.dtype.name, options=options)
     data = found.dataset
@@ -281,7 +282,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"npmlp evaluate: note: {found.note}", file=sys.stderr)
     splits = {}
     for name, (X, y) in data.splits().items():
-        loss, error = evaluate(net, X, y)
+        loss, error = evaluate(net, model.transform(X), y)
         splits[name] = {"loss": loss, "error": error, "n": int(X.shape[0])}
     text = "\n".join(f"{k:5s}  loss {v['loss']:.4f}  error {100 * v['error']:.2f}%  ({v['n']} rows)"
                      for k, v in splits.items())
@@ -303,23 +304,49 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .datasets import load_features
     from .functions import softmax
-    from .persistence import load_model
-    from .training import refuse_nonfinite_rows
+    from .model import Model
 
-    net, _ = load_model(args.model)
-    X = load_features(args.input, dtype=net.dtype.name)
-    if X.shape[1] != net.sizes[0]:
-        raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {net.sizes[0]} features.")
-    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, naming the rows
-        Oa = net.logits(X)
-    refuse_nonfinite_rows(Oa, source=str(args.input))
+    model = Model.load(args.model)
+    X = load_features(args.input, dtype=model.net.dtype.name)
+    if X.shape[1] != model.n_features:
+        raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {model.n_features} "
+                         "features.")
+    Oa = model.logits(X, source=str(args.input))
     if args.proba:
         P = softmax(Oa)
         text = "\n".join(",".join(f"{p:.6g}" for p in row) for row in P)
-        emit(args, {"probabilities": P.tolist()}, text)
+        emit(args, {"classes": model.classes.tolist(), "probabilities": P.tolist()}, text)
     else:
-        labels = Oa.argmax(axis=1)
-        emit(args, {"predictions": labels.tolist()}, "\n".join(map(str, labels)))
+        labels = model.classes[Oa.argmax(axis=1)].tolist()
+        emit(args, {"predictions": labels}, "\n".join(map(str, labels)))
+    return 0
+
+
+# -- export --------------------------------------------------------------------------
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .export import FORMATS
+
+    p = sub.add_parser("export", help="write a saved model for a serving stack (ONNX)",
+                       description="Write a model directory (from npmlp train or MLPClassifier.save) as an ONNX "
+                                   "graph with its preprocessing: input X (N, d) in the model's dtype, outputs "
+                                   "'label' (N,) and 'probabilities' (N, m). Needs pip install 'npmlp[onnx]'.")
+    _common(p)
+    p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a model directory or its model.npz")
+    p.add_argument("--format", choices=sorted(FORMATS), default="onnx", help="file format (default onnx)")
+    p.add_argument("--out", required=True, metavar="FILE", help="the file to write, like model.onnx")
+    p.set_defaults(run=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .model import Model
+
+    model = Model.load(args.model)
+    path = export(model, args.out, format=args.format)
+    doc = {"model": str(args.model), "format": args.format, "out": str(path), "sizes": list(model.net.sizes),
+           "dtype": model.net.dtype.name, "classes": model.classes.tolist()}
+    emit(args, doc, f"wrote {path} ({args.format}, inputs {model.n_features} {model.net.dtype.name}, "
+                    f"{len(model.classes)} classes)")
     return 0
 
 
@@ -408,7 +435,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_bench, _add_sweep, _add_demo]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_export, _add_bench, _add_sweep, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -438,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `npmlp gradcheck | head`: the reader left, nothing to say
         sys.stderr.close()
         return 0
-    except (NpmlpError, ValueError, OSError) as exc:
+    except (NpmlpError, ValueError, OSError, ImportError) as exc:
         if os.environ.get("NPMLP_DEBUG"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

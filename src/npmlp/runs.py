@@ -49,7 +49,7 @@ from .persistence import (
     save_model,
 )
 from .settings import Integer, Real, Text, declared, setting, validate
-from .training import Trainer, TrainConfig, TrainResult, train
+from .training import TrainConfig, Trainer, TrainResult, train
 
 
 @dataclass

@@ -65,7 +65,7 @@ import numpy as np
 from .atomicfile import atomic_write_text, locked_directory
 from .runs import DataSpec
 from .settings import applies, declared
-from .training import SPLITS, TrainConfig, TrainResult, Trainer, train
+from .training import SPLITS, TrainConfig, Trainer, TrainResult, train
 
 INSTALL_HINT = "sweeps need joblib (and dask[distributed] for --scheduler): pip install 'npmlp[dask]'"
 

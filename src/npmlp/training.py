@@ -18,10 +18,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from .minibatches import Prefetcher, gathered, prefetch_pays
 from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
 from .kernels import Workspace, train_step
+from .minibatches import Prefetcher, gathered, prefetch_pays
 from .network import BACKPROPS, DTYPES, MLP, Array, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
