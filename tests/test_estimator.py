@@ -197,7 +197,7 @@ def test_net_is_the_best_epoch_even_when_the_run_later_diverges() -> None:
     with pytest.warns(ConvergenceWarning, match=r"diverged .* kept the parameters of epoch \d+"):
         clf.fit(X, y)
     assert clf.stopped_because_ == "diverged" and clf.best_epoch_ < clf.n_iter_
-    valid = clf._splits(X, y, 0)["valid"]  # the rows fit held out (random_state=0 is the seed)
+    valid = clf._splits(X, y, clf.train_config(seed=0))["valid"]  # the rows fit held out (random_state=0: the seed)
     error = float(np.mean(clf.predict(valid[0]) != valid[1]))
     assert error == pytest.approx(1 - clf.validation_scores_[clf.best_epoch_ - 1])
     assert clf.validation_scores_[clf.best_epoch_ - 1] == max(clf.validation_scores_)
@@ -206,7 +206,7 @@ def test_net_is_the_best_epoch_even_when_the_run_later_diverges() -> None:
 def test_no_progress_is_recorded_not_raised() -> None:
     # issue 12 case 9: random labels are a legitimate thing to fit (scikit-learn's checks do).
     X, y = np.ones((60, 2)), np.arange(60) % 2  # nothing to tell the rows apart: 50% error at best
-    clf = MLPClassifier(**FAST).fit(X, y)
+    clf = MLPClassifier(**FAST, tol=0.0).fit(X, y)
     assert clf.no_progress_ is True and clf.stopped_because_ == "max_epochs"
     assert MLPClassifier(**FAST).fit(*blobs(60)).no_progress_ is False
 
@@ -258,11 +258,11 @@ def test_load_reads_an_npmlp_train_run(tmp_path, capsys) -> None:
     from npmlp.cli import main
 
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "circles", "--hidden", "6", "--epochs", "2", "--out", str(out),
+    assert main(["train", "--dataset", "circles", "--hidden", "6", "--epochs", "20", "--lr", "0.1", "--out", str(out),
                  "--no-pictures", "--quiet", "--seed", "4"]) == 0
     clf = MLPClassifier.load(out)
     assert (clf.hidden, clf.optimizer, clf.batch_size, clf.epochs, clf.random_state, clf.tol) == \
-        ((6,), "sgd", 10, 2, 4, 0.0)
+        ((6,), "sgd", 10, 20, 4, 0.0)
     assert clf.classes_.tolist() == [0, 1] and clf.n_features_in_ == 2
     X = np.random.default_rng(0).uniform(-1, 1, size=(20, 2))
     np.save(tmp_path / "x.npy", X)

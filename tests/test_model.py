@@ -81,10 +81,14 @@ def test_parts_that_do_not_fit_the_network_are_refused(kwargs: dict, match: str,
 
 
 def test_tampered_labels_are_a_model_file_error(rng, tmp_path: Path) -> None:
+    # Format 2 reads the config embedded in model.npz (the commit point): tamper with that copy.
     _model(rng).save(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    config = json.loads(arrays["config"].tobytes().decode())
     config["classes"] = ["no", "no", "yes"]
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "model.npz", **arrays)
     with pytest.raises(npmlp.ModelFileError, match="'classes' must list 3 distinct labels"):
         npmlp.load(tmp_path)
 

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .atomicfile import atomic_write_bytes
 from .model import Model
-from .persistence import PathLike, atomic_write_bytes
+from .persistence import PathLike
 
 if TYPE_CHECKING:
     from onnx import ModelProto
