@@ -223,6 +223,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         emit(args, doc, line)
         return 130
     if publishable(result, replacing=args.overwrite):
+        from .plots import INSTALL_HINT, available
+
+        if not args.no_pictures and not available():
+            print(f"npmlp train: pictures skipped ({INSTALL_HINT}); the model and report.html are saved",
+                  file=sys.stderr)
         emit(args, doc, f"{line}\nwrote {out}/" + (f" (the model of the best epoch, {result.best_epoch})"
                                                     if result.stopped_because == "diverged" else ""))
     else:
@@ -430,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `npmlp gradcheck | head`: the reader left, nothing to say
         sys.stderr.close()
         return 0
-    except (NpmlpError, ValueError, OSError) as exc:
+    except (NpmlpError, ValueError, OSError, ImportError) as exc:  # ImportError: an extra is missing
         if os.environ.get("NPMLP_DEBUG"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

@@ -62,7 +62,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from . import plots
 from .atomicfile import atomic_write_text, locked_directory
+from .plots import Panel
 from .runs import DataSpec
 from .settings import applies, declared
 from .training import SPLITS, TrainConfig, TrainResult, Trainer, train
@@ -634,21 +636,9 @@ def results_markdown(result: SweepResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- the plot --------------------------------------------------------------------------
-@dataclass
-class Panel:
-    """One panel of ``sweep.png``: the metric of each ranked trial against one setting."""
-
-    name: str
-    x: list[float]
-    y: list[float]
-    scale: str  # "linear", "log" or "symlog"
-    labels: list[str] | None = None  # tick labels of a categorical setting (x are their positions)
-    best: int | None = None  # index of the best trial in x and y
-
-
+# -- the plot's data (plots.sweep_figure draws it) -------------------------------------
 def sweep_panels(result: SweepResult) -> list[Panel]:
-    """The data of ``sweep.png``, one :class:`Panel` per varied setting; nothing is drawn."""
+    """The data of ``sweep.png``, one :class:`~npmlp.plots.Panel` per varied setting; nothing is drawn."""
     ranked, panels = result.ranked, []
     for name in result.varied:
         values = [r["config"].get(name) for r in ranked]
@@ -666,42 +656,8 @@ def sweep_panels(result: SweepResult) -> list[Panel]:
     return panels
 
 
-def sweep_figure(result: SweepResult) -> Any:
-    """The metric against each varied setting, one panel each, the best trial ringed."""
-    from .plots import new_figure
-
-    panels = sweep_panels(result)
-    fig = new_figure(4.0 * max(len(panels), 1), 3.4)
-    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
-    for ax, panel in zip(axes, panels):
-        ax.scatter(panel.x, panel.y, s=22, alpha=0.75)
-        if panel.best is not None:
-            ax.scatter([panel.x[panel.best]], [panel.y[panel.best]], s=110, facecolors="none", edgecolors="red",
-                       label="best")
-        if panel.scale == "symlog":
-            positive = [v for v in panel.x if v > 0]
-            ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
-        else:
-            ax.set_xscale(panel.scale)
-        if panel.labels is not None:
-            ax.set_xticks(range(len(panel.labels)), panel.labels)
-        ax.set_xlabel(panel.name)
-        ax.set_ylabel(result.metric)
-        ax.grid(alpha=0.3)
-    if not panels:
-        axes[0].set_axis_off()
-        axes[0].text(0.5, 0.5, "nothing varied", ha="center", va="center")
-    fig.suptitle(f"{result.metric} of each trial (lower is better)")
-    return fig
-
-
 def _try_plot(result: SweepResult) -> Path | None:
     """Write ``sweep.png``; None when matplotlib is missing or no trial has a metric."""
-    if not result.ranked:
+    if not result.ranked or not plots.available():
         return None
-    try:
-        from .plots import save_figure
-        fig = sweep_figure(result)
-    except ImportError:
-        return None
-    return save_figure(fig, result.out / "sweep.png")
+    return plots.save_figure(plots.sweep_figure(sweep_panels(result), result.metric), result.out / "sweep.png")
