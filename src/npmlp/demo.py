@@ -69,7 +69,7 @@ from .runs import (
 from .training import TrainConfig, Trainer, train
 
 #: Hyperparameters for one hidden layer on MNIST-format data, found by
-#: ``npmlp sweep --config examples/sweep-fashion.toml`` (see the README).
+#: ``npmlp sweep --example fashion`` (see the README).
 TUNED: dict[str, Any] = dict(hidden=[1024], optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=128, epochs=30,
              l2=1e-5, dtype="float32")
 

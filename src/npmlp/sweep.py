@@ -69,7 +69,10 @@ from .runs import DataSpec
 from .settings import applies, declared
 from .training import SPLITS, TrainConfig, TrainResult, Trainer, train
 
-INSTALL_HINT = "sweeps need joblib (and dask[distributed] for --scheduler): pip install 'npmlp[dask]'"
+INSTALL_HINT = "sweeps need joblib: pip install 'npmlp[sweep]'"
+DASK_HINT = "--scheduler needs dask.distributed: pip install 'npmlp[dask]'"
+#: The sweep files that ship with npmlp (``npmlp sweep --example NAME``), in ``npmlp/sweeps/``.
+EXAMPLES = ("circles", "fashion")
 
 SETTINGS = declared(TrainConfig)
 TRAIN_DEFAULTS: dict[str, Any] = {name: default for name, (_, default) in SETTINGS.items()}
@@ -130,6 +133,19 @@ class SweepSpec:
     blas_threads: int | None = None
 
 
+def example_path(name: str) -> Path:
+    """The sweep file ``name`` (one of :data:`EXAMPLES`) shipped inside the package."""
+    if name not in EXAMPLES:
+        raise ValueError(f"--example must be one of {', '.join(EXAMPLES)}. Got {name!r} instead.")
+    return Path(__file__).with_name("sweeps") / f"{name}.toml"
+
+
+def default_out(config: str | os.PathLike[str]) -> Path:
+    """``runs/sweep-NAME`` for a sweep file ``NAME.toml`` or ``sweep-NAME.toml`` (no ``sweep-sweep-``)."""
+    stem = Path(config).stem
+    return Path("runs") / f"sweep-{stem.removeprefix('sweep-')}"
+
+
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw contents of a sweep TOML file (tomllib on Python 3.11+, tomli before)."""
     if sys.version_info >= (3, 11):
@@ -138,7 +154,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             import tomli as tomllib
         except ImportError as exc:
-            raise ImportError("reading TOML on Python 3.10 needs tomli: pip install 'npmlp[dask]'") from exc
+            raise ImportError("reading TOML on Python 3.10 needs tomli: pip install 'npmlp[sweep]'") from exc
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -419,7 +435,7 @@ def _backend(jobs: int, scheduler: str | None) -> Iterator[Any]:
             try:
                 from dask.distributed import Client
             except ImportError as exc:
-                raise ImportError(INSTALL_HINT) from exc
+                raise ImportError(DASK_HINT) from exc
             stack.enter_context(Client(scheduler))
             stack.enter_context(joblib.parallel_config(backend="dask", n_jobs=-1))
         # One task per trial, results in the order they finish.
