@@ -389,3 +389,22 @@ def test_captions_cover_every_figure() -> None:
     }
     # the best-epoch line is promised only where it is drawn (with early stopping)
     assert "dashed" not in plots.CAPTIONS["learning_curves"] and "dashed" in plots.CAPTIONS["best_epoch"]
+
+
+# -- sweeps --------------------------------------------------------------------------------
+def tick_labels_overlap(ax) -> bool:
+    renderer = ax.figure._get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+@pytest.mark.parametrize("x", [[1e-3, 1.2e-3, 2e-3, 5e-3, 1e-2], list(np.geomspace(1e-5, 1e-1, 9)),
+                               [0.00123456, 0.00234567, 0.00345678]])
+def test_sweep_figure_ticks_never_overlap(x: list[float]) -> None:
+    categorical = plots.Panel("hidden", [0.0, 1.0, 2.0, 3.0], [0.3, 0.2, 0.25, 0.1], "linear",
+                              labels=["1024", "2048", "1024,512", "2048,1024,512"], best=3)
+    numeric = plots.Panel("lr", [float(v) for v in x], list(np.linspace(0.1, 0.4, len(x))), "log", best=0)
+    fig = plots.sweep_figure([categorical, numeric], "valid_error")
+    fig.draw_without_rendering()
+    assert not any(tick_labels_overlap(ax) for ax in fig.axes)
+    assert fig.axes[1].get_xscale() == "log" and "valid_error" in fig.get_suptitle()

@@ -648,6 +648,16 @@ class Panel:
     best: int | None = None  # index of the best trial in x and y
 
 
+def _few_and_apart(panel: Panel, most: int = 5, gap: float = 0.18) -> bool:
+    """Whether the values tried can label the axis themselves: at most ``most`` of them, each at
+    least ``gap`` of the axis away from the next (on the panel's scale), so labels cannot collide."""
+    distinct = np.unique(np.asarray(panel.x, np.float64))
+    if distinct.size > most or distinct.size < 2:
+        return distinct.size == 1
+    where = np.log10(distinct) if panel.scale == "log" else distinct
+    return bool(np.min(np.diff(where)) >= gap * (where[-1] - where[0]))
+
+
 def sweep_figure(panels: Sequence[Panel], metric: str) -> Figure:
     """The metric against each varied setting, one panel each, the best trial ringed."""
     ticker = _mpl().ticker
@@ -664,10 +674,14 @@ def sweep_figure(panels: Sequence[Panel], metric: str) -> Figure:
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
         else:
             ax.set_xscale(panel.scale)
-        # NOTE: a few ticks, labelled compactly, so that neighbours never overlap in a narrow panel.
-        if panel.labels is not None:
-            ax.set_xticks(range(len(panel.labels)), panel.labels)
-            if sum(map(len, panel.labels)) > 24:
+        # NOTE: a few ticks, labelled compactly, so that neighbours never overlap in a narrow panel:
+        # the values tried when they are few, else a locator's round numbers; no minor labels.
+        if panel.labels is not None or _few_and_apart(panel):
+            distinct = sorted(set(panel.x))
+            labels = panel.labels or [f"{v:.3g}" for v in distinct]
+            ax.set_xticks(range(len(labels)) if panel.labels is not None else distinct, labels)
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            if sum(map(len, labels)) > 24:
                 ax.tick_params(axis="x", labelrotation=30)
         elif panel.scale == "log":
             ax.xaxis.set_major_locator(ticker.LogLocator(numticks=5))

@@ -182,6 +182,10 @@ class Details:
         return f"<details><summary>{_esc(self.summary)}</summary>\n{inner}\n</details>"
 
 
+class Label(str):
+    """A table cell that is a name, shown as text even when it looks like a number (class ``3``)."""
+
+
 @dataclass(frozen=True)
 class Shaded:
     """A table cell shown as ``text`` on a blue background of strength ``share`` in [0, 1] (a heat map)."""
@@ -460,7 +464,7 @@ def class_tables(y_true: Any, y_pred: Any, dataset: Dataset, split: str) -> list
     rows: list[list[Any]] = []
     for i in range(m):
         share = C[i] / max(support[i], 1)
-        rows.append([names[i], *(Shaded(f"{c:,}", s) for c, s in zip(C[i], share, strict=True)),
+        rows.append([Label(names[i]), *(Shaded(f"{c:,}", s) for c, s in zip(C[i], share, strict=True)),
                      format_cell(C[i, i] / support[i] if support[i] else None, percent=True), f"{support[i]:,}"])
     precision = [format_cell(C[j, j] / predicted[j] if predicted[j] else None, percent=True) for j in range(m)]
     rows.append(["precision (%)", *precision, "", ""])
@@ -476,7 +480,7 @@ def data_summary(dataset: Dataset) -> list[Block]:
     splits = dataset.splits()
     counts = {s: np.bincount(y, minlength=dataset.n_classes) for s, (_, y) in splits.items()}
     names = dataset.class_names or [str(c) for c in range(dataset.n_classes)]
-    rows = [[names[c], *(f"{counts[s][c]:,}" for s in splits), f"{sum(counts[s][c] for s in splits):,}"]
+    rows = [[Label(names[c]), *(f"{counts[s][c]:,}" for s in splits), f"{sum(counts[s][c] for s in splits):,}"]
             for c in range(dataset.n_classes)]
     rows.append(["all", *(f"{X.shape[0]:,}" for X, _ in splits.values()),
                  f"{sum(X.shape[0] for X, _ in splits.values()):,}"])
@@ -532,6 +536,8 @@ def _esc(text: Any) -> str:
 def _cell(value: Any) -> str:
     if isinstance(value, Shaded):
         return value.to_html()
+    if isinstance(value, Label):
+        return f"<td>{_esc(value)}</td>"
     text = value if isinstance(value, str) else format_cell(value)
     numeric = text == MISSING or re.fullmatch(r"[-+]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?%?", text) is not None
     return f'<td class="num">{_esc(text)}</td>' if numeric else f"<td>{_esc(text)}</td>"
