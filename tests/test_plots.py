@@ -83,9 +83,24 @@ def test_decision_grid_covers_the_data_with_the_margin(rng) -> None:
     assert xx.shape == yy.shape == Z.shape == (50, 50)
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = 0.25 * (hi - lo)
-    np.testing.assert_allclose([xx.min(), yy.min()], lo - pad)
-    np.testing.assert_allclose([xx.max(), yy.max()], hi + pad)
+    grid_lo, grid_hi = np.array([xx.min(), yy.min()]), np.array([xx.max(), yy.max()])
+    assert np.all(grid_lo <= lo - pad + 1e-12) and np.all(grid_hi >= hi + pad - 1e-12)
+    # comparable ranges: a square extent, the shorter range grown about its centre
+    np.testing.assert_allclose(np.ptp(xx), np.ptp(yy))
+    np.testing.assert_allclose((grid_lo + grid_hi) / 2, (lo + hi) / 2)
+    assert np.isclose(np.ptp(xx), (hi + pad - lo + pad).max())
     np.testing.assert_array_equal(Z, xx > 0)  # the reshape kept every label at its point
+
+
+def test_decision_regions_of_non_square_data_fill_their_panel(rng) -> None:
+    X = rng.uniform([0, 0], [3, 1], size=(50, 2))  # ranges 3 and 1: drawn to scale, no blank band
+    ax = plots.plot_decision_regions(split_by_x0, X, split_by_x0(X))
+    assert ax.get_aspect() == 1.0
+    assert np.isclose(np.ptp(ax.get_xlim()), np.ptp(ax.get_ylim()))
+    X = rng.uniform([0, 0], [100, 1], size=(50, 2))  # ranges far apart: each axis its own range
+    xx, yy, _ = plots.decision_grid(split_by_x0, X)
+    assert np.ptp(xx) > 50 * np.ptp(yy)
+    assert plots.plot_decision_regions(split_by_x0, X, split_by_x0(X)).get_aspect() == "auto"
 
 
 def test_decision_grid_of_one_point_is_not_empty() -> None:
@@ -155,9 +170,10 @@ def test_decision_regions_figure_side_by_side_with_settings(rng, tmp_path: Path)
     # The saved PNG has the promised size and, read back, two region colours on either side of x0 = 0.
     image = png_pixels(fig)
     assert image.shape[:2] == (round(7 * plots.DPI), round(13 * plots.DPI))
-    y_top = left.get_ylim()[1] - 0.02
-    west = pixel_at(fig, left, image, left.get_xlim()[0] + 0.1, y_top)
-    east = pixel_at(fig, left, image, left.get_xlim()[1] - 0.1, y_top)
+    (x0, x1), (y0, y1) = left.get_xlim(), left.get_ylim()
+    y_top = y1 - 0.03 * (y1 - y0)  # inside the frame, clear of its spine
+    west = pixel_at(fig, left, image, x0 + 0.05 * (x1 - x0), y_top)
+    east = pixel_at(fig, left, image, x1 - 0.05 * (x1 - x0), y_top)
     assert not np.allclose(west, east, atol=0.02)
 
 
@@ -298,9 +314,25 @@ def test_gallery_shows_the_most_confident_mistakes(rng, n: int, shown: int) -> N
     assert len(shown_axes) == len(fig.axes) == shown
     assert shown_axes[0].images[0].get_array().shape == (3, 4)
     first = shown_axes[0].get_title()
-    i = 4  # the most confident mistake
-    assert first == f"true: {'abc'[y[i]]}\npredicted: {'abc'[(y[i] + 1) % 3]} (p=0.90)"
-    assert f"The {shown} most confidently misclassified of 5" in fig.get_suptitle()
+    i = 4  # the most confident mistake: its true class has the least probability
+    assert first == f"true: {'abc'[y[i]]} (p=0.05)\npredicted: {'abc'[(y[i] + 1) % 3]} (p=0.90)"
+    assert f"The {shown} worst of 5 misclassified images" in fig.get_suptitle()
+
+
+def test_gallery_orders_near_certain_mistakes_by_their_true_class(rng) -> None:
+    X, y, proba = fake_images(rng, wrong=0)
+    for i, p_true in ((0, 1e-3), (1, 1e-9)):  # both predicted with p that rounds to 1.00
+        proba[i] = 0.0
+        proba[i, y[i]], proba[i, (y[i] + 1) % 3] = p_true, 1 - p_true
+    fig = plots.misclassified_gallery_figure(X, y, proba, (3, 4), class_names=["a", "b", "c"])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "(p=1.0e-09)" in titles[0] and "(p=1\u22121.0e-09)" in titles[0] and "(p=1.0e-03)" in titles[1]
+
+
+@pytest.mark.parametrize(("p", "shown"), [(0.734, "0.73"), (3.14e-6, "3.1e-06"), (0.99996, "1\u22124.0e-05"),
+                                          (1.0, "1"), (0.0, "0.0e+00")])
+def test_format_probability(p: float, shown: str) -> None:
+    assert plots.format_probability(p) == shown
 
 
 def test_gallery_without_mistakes_says_so(rng) -> None:
@@ -353,7 +385,7 @@ def test_save_figure_writes_a_png_atomically_and_closes_pyplot_figures(tmp_path:
 def test_captions_cover_every_figure() -> None:
     assert set(plots.CAPTIONS) == {
         "decision_regions", "learning_curves", "gradcheck", "timing",
-        "confusion_matrix", "misclassified", "first_layer_weights",
+        "confusion_matrix", "misclassified", "first_layer_weights", "best_epoch",
     }
 
 
@@ -365,3 +397,25 @@ def test_a_figure_renders_itself_for_a_notebook_without_pyplot() -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert mpimg.imread(io.BytesIO(png)).shape[1] == round(fig.get_figwidth() * plots.DPI)
     assert fig.axes, "rendering for the notebook must not clear or close the figure"
+
+    # the best-epoch line is promised only where it is drawn (with early stopping)
+    assert "dashed" not in plots.CAPTIONS["learning_curves"] and "dashed" in plots.CAPTIONS["best_epoch"]
+
+
+# -- sweeps --------------------------------------------------------------------------------
+def tick_labels_overlap(ax) -> bool:
+    renderer = ax.figure._get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    return any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+@pytest.mark.parametrize("x", [[1e-3, 1.2e-3, 2e-3, 5e-3, 1e-2], list(np.geomspace(1e-5, 1e-1, 9)),
+                               [0.00123456, 0.00234567, 0.00345678]])
+def test_sweep_figure_ticks_never_overlap(x: list[float]) -> None:
+    categorical = plots.Panel("hidden", [0.0, 1.0, 2.0, 3.0], [0.3, 0.2, 0.25, 0.1], "linear",
+                              labels=["1024", "2048", "1024,512", "2048,1024,512"], best=3)
+    numeric = plots.Panel("lr", [float(v) for v in x], list(np.linspace(0.1, 0.4, len(x))), "log", best=0)
+    fig = plots.sweep_figure([categorical, numeric], "valid_error")
+    fig.draw_without_rendering()
+    assert not any(tick_labels_overlap(ax) for ax in fig.axes)
+    assert fig.axes[1].get_xscale() == "log" and "valid_error" in fig.get_suptitle()

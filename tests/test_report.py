@@ -80,7 +80,7 @@ def test_every_image_is_embedded_and_decodes_back(tmp_path: Path, images) -> Non
         assert f"<figcaption>{caption}</figcaption>" in page
 
 
-def test_every_number_of_the_history_is_in_the_table(tmp_path: Path, images) -> None:
+def test_every_number_of_the_history_is_in_the_table_rounded(tmp_path: Path, images) -> None:
     hist = history(5)
     page = write(tmp_path, images, history=hist)
     cells = re.findall(r'<td class="num">([^<]*)</td>', page.split('id="history"')[1])
@@ -88,8 +88,8 @@ def test_every_number_of_the_history_is_in_the_table(tmp_path: Path, images) -> 
     for row in hist:
         expected += [str(row["epoch"])]
         for split in ("train", "valid", "test"):
-            expected += [f"{row[f'{split}_loss']:.6g}", f"{100 * row[f'{split}_error']:.2f}"]
-        expected += [f"{row['seconds']:.4g}"]
+            expected += [f"{row[f'{split}_loss']:.4g}", f"{100 * row[f'{split}_error']:.2f}"]
+        expected += [f"{row['seconds']:.3g}"]
     assert cells == expected
     assert "test error (%)" in page
 
@@ -103,7 +103,7 @@ def test_final_results_and_settings_are_shown(tmp_path: Path, images) -> None:
     page = write(tmp_path, images)
     assert '<td>train error (%)</td><td class="num">1.25</td>' in page
     assert '<td>lr</td><td class="num">0.03</td>' in page
-    assert "<td>[0.001, 0.0]</td>" in page
+    assert "<td>0.001,0</td>" in page  # as on the command line
     assert "<pre>max relative error 1.2e-10 (tolerance 1e-06): PASSED</pre>" in page
 
 
@@ -170,7 +170,7 @@ def test_images_must_be_png_jpeg_or_gif(tmp_path: Path) -> None:
         (3, {}, "3"),
         (np.int64(12), {}, "12"),
         (np.float32(0.25), {"percent": True}, "25.00"),
-        (1 / 3, {}, "0.333333"),
+        (1 / 3, {}, "0.3333"),
         (0.0123456, {"digits": 3}, "0.0123"),
         (True, {}, "True"),
         ("text", {}, "text"),
@@ -193,3 +193,64 @@ def test_report_with_real_figures(tmp_path: Path) -> None:
     page = page_path.read_text()
     (uri,) = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert base64.b64decode(uri).startswith(PNG_SIGNATURE)
+
+
+# -- the report of a training run ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def circles_run(tmp_path_factory):
+    from npmlp.runs import DataSpec, run
+    from npmlp.training import TrainConfig
+
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(hidden=[6], epochs=4, lr=0.1, optimizer="momentum")
+    result, dataset, _ = run(config, DataSpec("circles", n_samples=300), out=out)
+    return out, result, dataset, (out / "report.html").read_text()
+
+
+def test_run_report_opens_on_the_results(circles_run) -> None:
+    _, result, _, page = circles_run
+    body = page.split("<body>")[1]
+    headline = body.split('id="headline"')[1].split("</div>")[0]
+    assert body.index('id="headline"') < body.index("<img") < body.index('id="settings"')
+    assert f"Test error {100 * result.final()['test_error']:.2f}% on 60 examples" in headline
+    assert "4 epochs in" in headline and "network 2-6-2 rect" in headline
+
+
+def test_run_report_shows_only_the_settings_that_apply(circles_run) -> None:
+    page = circles_run[3]
+    settings = page.split('id="settings"')[1].split("</section>")[0]
+    assert "<td>--momentum</td>" in settings and "<td>--lr</td>" in settings and "<td>--hidden</td>" in settings
+    for unused in ("--lr-decay", "--lr-step", "--lr-gamma", "--tol", "--early-stopping", "--backprop"):
+        assert f"<td>{unused}</td>" not in settings
+    assert "null" not in page and "None" not in page
+
+
+def test_run_report_has_a_data_summary_and_a_class_by_class_table(circles_run) -> None:
+    _, result, dataset, page = circles_run
+    data = page.split('id="data"')[1].split("</section>")[0]
+    counts = [np.bincount(y, minlength=2) for _, y in dataset.splits().values()]
+    first = (dataset.class_names or ["0"])[0]  # a name, left-aligned, even when it looks like a number
+    assert f'<td>{first}</td><td class="num">{counts[0][0]}</td><td class="num">{counts[1][0]}</td>' in data
+    assert "2 features, 2 classes" in data and "split with seed 0" in data
+    table = page.split('id="the-test-set-class-by-class"')[1].split("</section>")[0]
+    X, y = dataset.splits()["test"]
+    wrong = int((result.net.predict(X) != y).sum())
+    cells = [int(c) for c in re.findall(r'style="background[^"]*">(\d+)</td>', table)]
+    assert len(cells) == 4 and sum(cells) == y.size and cells[1] + cells[2] == wrong
+    assert "recall (%)" in table and "precision (%)" in table
+
+
+def test_run_report_never_shows_rows_of_the_data(circles_run) -> None:
+    _, _, dataset, page = circles_run
+    text = re.sub(r"data:image/png;base64,[^\"]+", "", page)
+    for X, _ in dataset.splits().values():
+        for value in X[:20].ravel():
+            for shown in (f"{value:.4g}", f"{value:.6g}", repr(float(value))):
+                if len(shown) > 4:  # short numbers (0.5) could be anything
+                    assert shown not in text, shown
+
+
+def test_run_report_folds_the_history(circles_run) -> None:
+    page = circles_run[3]
+    history = page.split('id="history"')[1]
+    assert history.index("<details>") < history.index("<summary>4 epochs") < history.index("<table>")

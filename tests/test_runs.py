@@ -199,9 +199,9 @@ def test_a_directory_of_mnist_idx_files_trains_like_a_named_set(tmp_path: Path, 
     code, doc = train_json(["--dataset", str(data), "--hidden", "16", "--epochs", "2", "--batch-size", "50",
                             "--dtype", "float32", "--out", str(out)], capsys)
     assert code == 0 and doc["dataset"] == "my-mnist" and doc["epochs_run"] == 2
-    for name in ["model.npz", "curves.png", "confusion_matrix.png", "misclassified.png", "first_layer_weights.png",
-                 "report.html"]:
+    for name in ["model.npz", "curves.png", "misclassified.png", "first_layer_weights.png", "report.html"]:
         assert (out / name).stat().st_size > 0, name
+    assert "recall (%)" in (out / "report.html").read_text()  # the confusion matrix is a table of the report
     net, _ = load_model(out)
     assert net.sizes == (784, 16, 10) and net.dtype == np.float32
 
@@ -329,3 +329,15 @@ def test_a_checkpoint_resumes_from_its_history_file(checkpointed: Path, capsys) 
     assert "history" not in meta["meta"] and meta["history"]["lines"] == 2
     code, doc = train_json(["--resume", "--out", str(checkpointed), "--no-pictures"], capsys)
     assert code == 0 and [r["epoch"] for r in doc["history"]] == [1, 2, 3, 4]
+
+
+def test_a_plain_install_trains_saves_and_says_pictures_were_skipped(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("npmlp.plots.available", lambda: False)  # as without matplotlib
+    code, doc = train_json(["--dataset", "circles", "--epochs", "3", "--out", str(tmp_path)], capsys)
+    assert code == 0 and doc["epochs_run"] == 3
+    lines = [line for line in train_json.stderr.splitlines() if "pictures" in line]  # type: ignore[attr-defined]
+    assert lines == ["npmlp train: pictures skipped (plots need matplotlib: pip install 'npmlp[plot]'); "
+                     "the model and report.html are saved"]
+    page = (tmp_path / "report.html").read_text()
+    assert "data:image" not in page and "Pictures skipped: plots need matplotlib" in page
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "checkpoint").exists()

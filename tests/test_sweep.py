@@ -107,15 +107,15 @@ def test_toml_file_and_dict_give_the_same_plan(tmp_path: Path) -> None:
     assert [t["trial"] for t in plan_trials(load_spec(path))] == [t["trial"] for t in plan_trials(load_spec(CIRCLES))]
 
 
-@pytest.mark.parametrize("name", ["sweep-circles.toml", "sweep-fashion.toml"])
+@pytest.mark.parametrize("name", sweep.EXAMPLES)
 def test_examples_parse(name: str) -> None:
-    spec = load_spec(ROOT / "examples" / name)
+    spec = load_spec(sweep.example_path(name))
     plan = plan_trials(spec)
     assert 1 <= len(plan) <= (spec.max_trials or len(plan)) and spec.metric == "valid_error"
 
 
 def test_fashion_example_stays_in_its_brief() -> None:
-    spec = load_spec(ROOT / "examples" / "sweep-fashion.toml")
+    spec = load_spec(sweep.example_path("fashion"))
     assert spec.data["dataset"] == "fashion-mnist" and spec.base["dtype"] == "float32"
     assert spec.max_trial_seconds is not None and spec.max_trial_seconds <= 300
     for t in plan_trials(spec):
@@ -310,3 +310,28 @@ def test_train_command_names_only_relevant_flags() -> None:
     assert "--hidden 8,4" in command and "--l2 0.0001,0" in command and "'data dir/x.csv'" in command
     assert "--early-stopping" not in command and "--n-samples" not in command
     assert math.isclose(float(shlex.split(command)[shlex.split(command).index("--lr") + 1]), 0.03)
+
+
+@pytest.mark.parametrize(("config", "out"), [("examples/sweep-circles.toml", "runs/sweep-circles"),
+                                             ("my.toml", "runs/sweep-my"), (sweep.example_path("fashion"),
+                                                                            "runs/sweep-fashion")])
+def test_default_out_never_doubles_the_prefix(config, out: str) -> None:
+    assert sweep.default_out(config) == Path(out)
+
+
+def test_example_files_ship_in_the_package_and_print(capsys) -> None:
+    from npmlp.cli import main
+
+    assert main(["sweep", "--example", "circles", "--print"]) == 0
+    text = capsys.readouterr().out
+    assert text == sweep.example_path("circles").read_text() and 'dataset = "circles"' in text
+    assert sweep.example_path("circles").parent.parent == Path(sweep.__file__).parent
+
+
+def test_a_missing_joblib_is_one_line_naming_the_smallest_extra(monkeypatch, tmp_path: Path, capsys) -> None:
+    from npmlp.cli import main
+
+    monkeypatch.setitem(sys.modules, "joblib", None)  # import joblib now raises ImportError
+    code = main(["sweep", "--example", "circles", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err == "npmlp sweep: error: sweeps need joblib: pip install 'npmlp[sweep]'\n"

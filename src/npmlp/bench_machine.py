@@ -96,6 +96,19 @@ def busy_warnings(machine: dict[str, Any]) -> list[str]:
 
 
 @contextlib.contextmanager
+def busy_machine_warnings() -> Iterator[list[str]]:
+    """The bench's busy-machine warnings about the timings taken inside the block (for the demo's).
+
+    The list yielded is filled when the block ends.
+    """
+    machine, start, own = {"cpu_count": os.cpu_count(), "loadavg_before": loadavg()}, cpu_busy(), own_cpu()
+    warnings: list[str] = []
+    yield warnings
+    record_after(machine, start, own)
+    warnings += busy_warnings(machine)
+
+
+@contextlib.contextmanager
 def pinned_threads(threads: int | None) -> Iterator[int | None]:
     """Pin BLAS/OpenMP threads (threadpoolctl) and torch's for the block; yield the BLAS count in force."""
     with contextlib.ExitStack() as stack:

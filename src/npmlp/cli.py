@@ -21,6 +21,7 @@ from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
 from .network import DTYPES, MLP
 from .runs import DataSpec, run_data
 from .settings import Choice, Rule, declared
+from .sweep import EXAMPLES
 from .training import TrainConfig
 
 Command = Callable[[argparse.Namespace], int]
@@ -231,6 +232,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         emit(args, doc, line)
         return 130
     if publishable(result, replacing=args.overwrite):
+        from .plots import INSTALL_HINT, available
+
+        if not args.no_pictures and not available():
+            print(f"npmlp train: pictures skipped ({INSTALL_HINT}); the model and report.html are saved",
+                  file=sys.stderr)
         emit(args, doc, f"{line}\nwrote {out}/" + (f" (the model of the best epoch, {result.best_epoch})"
                                                     if result.stopped_because == "diverged" else ""))
     else:
@@ -396,21 +402,30 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                        description="Run the trials of a TOML sweep file, append each to DIR/trials.jsonl as it "
                                    "finishes (a restarted sweep skips them), rank them and plot the metric.")
     _common(p)
-    p.add_argument("--config", required=True, metavar="FILE", help="the sweep's TOML file (see examples/)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", metavar="FILE", help="the sweep's TOML file")
+    which.add_argument("--example", choices=EXAMPLES, help="a sweep file that ships with npmlp: circles (a minute "
+                       "on 2 cores) or fashion (the one behind the README's settings; about 15 minutes)")
+    p.add_argument("--print", action="store_true", help="print the sweep file and exit (a start for your own)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a Dask scheduler, tcp://HOST:PORT: run the trials on its workers")
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1; -1: one per core)")
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/sweep-<config name>)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/sweep-NAME for "
+                   "NAME.toml, sweep-NAME.toml or --example NAME)")
     p.set_defaults(run=cmd_sweep)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import format_results, run_sweep
+    from .sweep import default_out, example_path, format_results, run_sweep
 
     if args.jobs == 0 or args.jobs < -1:
         raise ValueError(f"--jobs must be >= 1 or -1 (one per core). Got {args.jobs} instead.")
-    out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.config).stem}"
-    result = run_sweep(args.config, out=out, jobs=args.jobs, scheduler=args.scheduler, progress=not args.json)
+    config = example_path(args.example) if args.example else Path(args.config)
+    if args.print:
+        sys.stdout.write(config.read_text(encoding="utf-8"))
+        return 0
+    out = Path(args.out) if args.out else default_out(config)
+    result = run_sweep(config, out=out, jobs=args.jobs, scheduler=args.scheduler, progress=not args.json)
     emit(args, result.to_dict(), format_results(result))
     return 0 if result.best is not None else 1
 
@@ -465,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `npmlp gradcheck | head`: the reader left, nothing to say
         sys.stderr.close()
         return 0
-    except (NpmlpError, ValueError, OSError, ImportError) as exc:
+    except (NpmlpError, ValueError, OSError, ImportError) as exc:  # ImportError: an extra is missing
         if os.environ.get("NPMLP_DEBUG"):
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__

@@ -9,8 +9,12 @@
    hyperparameters the assignment could not find (:data:`TUNED`).
 
 MNIST is used when present or downloadable, else Fashion-MNIST (Debian's package
-``dataset-fashion-mnist`` when installed); without either, parts 3 and 4 are skipped
-and the report says how to get the files.
+``dataset-fashion-mnist`` when installed), else scikit-learn's 8x8 digits, which ship with
+scikit-learn (the ``demo`` extra); the report says which it used. Without any of them,
+parts 3 and 4 are skipped and the report says how to get the files.
+
+The report opens on a headline of every part's result; long printouts are folded. Without
+matplotlib every part still runs and the report is written, without pictures.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +33,27 @@ import numpy as np
 
 from . import plots
 from .atomicfile import locked_directory
-from .datasets import Dataset, load_dataset
+from .bench_machine import busy_machine_warnings
+from .datasets import Dataset, identity, load_dataset
 from .errors import DataError, RunDirectoryError
 from .gradcheck import check_gradients
 from .network import MLP
 from .report import (
+    Block,
+    Details,
+    Headline,
     Image,
     Paragraph,
     Preformatted,
     Section,
     Table,
+    applied_settings,
+    class_tables,
+    format_percent,
+    format_seconds,
     history_table,
-    results_table,
-    settings_table,
+    settings_line,
+    split_table,
     write_report,
 )
 from .runs import (
@@ -50,14 +63,13 @@ from .runs import (
     files_under,
     publish,
     run,
-    settings_line,
     staging_dir,
     write_manifest,
 )
 from .training import TrainConfig, Trainer, train
 
 #: Hyperparameters for one hidden layer on MNIST-format data, found by
-#: ``npmlp sweep --config examples/sweep-fashion.toml`` (see the README).
+#: ``npmlp sweep --example fashion`` (see the README).
 TUNED: dict[str, Any] = dict(hidden=[1024], optimizer="adam", lr=1e-3, lr_schedule="cosine", batch_size=128, epochs=30,
              l2=1e-5, dtype="float32")
 
@@ -78,29 +90,51 @@ class Demo:
     data_dir: str | None = None
     sections: list[Section] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    facts: list[str] = field(default_factory=list)  # one line per part, for the headline
+    warnings: list[str] = field(default_factory=list)  # what makes a result doubtful, for the headline
 
     def say(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def figure(self, fig: Any, name: str, caption: str) -> Image:
-        return Image(plots.save_figure(fig, self.out / name), caption)
+    def warn(self, text: str) -> None:
+        """A warning in the headline, said once on stderr too."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+            self.say(f"  warning: {text}")
+
+    def figure(self, draw: Callable[[], Any], name: str, caption: str) -> list[Block]:
+        """``[Image]`` of the figure ``draw()`` makes, saved as ``name``; ``[]`` without matplotlib."""
+        if not plots.available():
+            self.warn(f"pictures skipped ({plots.INSTALL_HINT})")
+            return []
+        return [Image(plots.save_figure(draw(), self.out / name), caption)]
 
 
 def gradient_checks(demo: Demo) -> None:
     """Q2/Q4: d=2, dh=2, m=2, every penalty at 1e-3; K=1 then K=10."""
-    blocks: list[Any] = [Paragraph(
+    blocks: list[Block] = [Paragraph(
         "Backprop against five-point central differences of the whole objective (penalty included), "
         "for every parameter entry: the true (analytic) gradient, the estimate, and their ratio, "
         "as the assignment prints them.")]
+    verdicts = []
     for K in (1, 10):
         rng = np.random.default_rng(demo.seed)
         net = MLP.initialize((2, 2, 2), rng=rng, l1=1e-3, l2=1e-3)
         report = check_gradients(net, rng.standard_normal((K, 2)), rng.integers(0, 2, K))
-        demo.summary[f"gradcheck_K{K}"] = report.to_dict()
-        blocks.append(Preformatted(report.format_text(), caption=f"K = {K} example(s)"))
+        doc = demo.summary[f"gradcheck_K{K}"] = report.to_dict()
+        verdicts.append(doc)
+        verdict = (f"K = {K}: {'PASSED' if doc['passed'] else 'FAILED'}, max relative error "
+                   f"{doc['max_rel_error']:.1e} (tolerance {doc['tol']:g})")
+        blocks += [Paragraph(verdict), Details(f"K = {K}: the printout, parameter by parameter",
+                                               [Preformatted(report.format_text())])]
         if K == 10:
-            blocks.append(demo.figure(plots.gradcheck_figure(report), "gradcheck.png", plots.CAPTIONS["gradcheck"]))
+            blocks += demo.figure(partial(plots.gradcheck_figure, report), "gradcheck.png",
+                                  plots.CAPTIONS["gradcheck"])
         demo.say(f"== K={K} ==\n{report.format_text()}\n")
+    passed = all(d["passed"] for d in verdicts)
+    worst = max(d["max_rel_error"] for d in verdicts)
+    demo.facts.append(f"Gradient check {'PASSED' if passed else 'FAILED'} on 1 and 10 examples: max relative error "
+                      f"{worst:.1e}, tolerance {verdicts[0]['tol']:g}")
     demo.sections.append(Section("Gradient check (Q2, Q4)", blocks))
 
 
@@ -108,7 +142,7 @@ def circles(demo: Demo) -> None:
     """Q5: the assignment's two runs with decision regions, then capacity x regularisation."""
     epochs = 20 if demo.fast else 200
     data = load_dataset("circles", seed=demo.seed)
-    blocks: list[Any] = [Paragraph(f"Circles: 1,100 points, class 0 on radius 1.0, class 1 on radius 0.8; "
+    blocks: list[Block] = [Paragraph(f"Circles: 1,100 points, class 0 on radius 1.0, class 1 on radius 0.8; "
                                    f"K=10, {epochs} epochs, lr 0.03, split 60/20/20.")]
     rows = []
     for i, (name, kw) in enumerate(SEED_CIRCLES.items()):
@@ -117,19 +151,22 @@ def circles(demo: Demo) -> None:
         result = train(data.splits(), config)
         seconds = time.perf_counter() - tic
         final = result.final()
-        rows.append([name, *(_percent(final, s) for s in ("train", "valid", "test")), seconds, seconds / epochs])
-        fig = plots.decision_regions_figure(result.net.predict, data.splits()["train"], data.splits()["test"],
-                                            settings=f"circles, {name}: {settings_line(config)}")
-        blocks.append(demo.figure(fig, f"circles_{i + 1}.png", plots.CAPTIONS["decision_regions"]))
+        rows.append([name, *(round(_percent(final, s), 2) for s in ("train", "valid", "test")),
+                     format_seconds(seconds), format_seconds(seconds / epochs)])
+        draw = partial(plots.decision_regions_figure, result.net.predict, data.splits()["train"],
+                       data.splits()["test"], settings=f"circles, {name}: {settings_line(config)}")
+        blocks += demo.figure(draw, f"circles_{i + 1}.png", plots.CAPTIONS["decision_regions"])
         demo.summary[f"circles {name}"] = final
         demo.say(f"  {name}: test error {_percent(final, 'test'):.2f}% in {seconds:.1f} s")
     header = ["run", "train error (%)", "valid error (%)", "test error (%)", "seconds", "s / epoch"]
     blocks.insert(1, Table(header, rows))
-    blocks.append(capacity_grid(demo, epochs))
+    blocks += capacity_grid(demo, epochs)
+    demo.facts.append("Circles, the assignment's two runs: test error " + " and ".join(
+        f"{row[3]:.2f}% ({row[0]})" for row in rows))
     demo.sections.append(Section("Circles: decision regions (Q5)", blocks))
 
 
-def capacity_grid(demo: Demo, epochs: int) -> Image:
+def capacity_grid(demo: Demo, epochs: int) -> list[Block]:
     """Test-set decision regions for several hidden sizes and penalties on noisy circles."""
     hidden, penalties = ([2, 4, 10, 50], [0.0, 1e-3, 1e-2]) if not demo.fast else ([2, 10], [0.0, 1e-2])
     data = load_dataset("circles", seed=demo.seed, noise=0.05)
@@ -139,36 +176,62 @@ def capacity_grid(demo: Demo, epochs: int) -> Image:
             config = TrainConfig(hidden=[h], l1=pen, l2=pen, batch_size=10, epochs=epochs, lr=0.03, seed=demo.seed)
             result = train(data.splits(), config)
             panels.append((f"dh={h}, l1=l2={pen:g}", result.net.predict))
-    fig = plots.decision_regions_grid_figure(panels, data.splits()["test"], ncols=len(hidden),
-                                             title="Noisy circles (radial noise 0.05), test data: capacity grows to "
-                                                   "the right, the penalty downwards")
     demo.summary["capacity_grid"] = [name for name, _ in panels]
-    return demo.figure(fig, "circles_grid.png", "Decision regions on the test set of noisy circles for each hidden "
-                       "size (columns) and elastic-net coefficient (rows, l1 = l2): two units can only cut a band, "
+    title = "Noisy circles (radial noise 0.05), test data: capacity grows to the right, the penalty downwards"
+    draw = partial(plots.decision_regions_grid_figure, panels, data.splits()["test"], ncols=len(hidden), title=title)
+    return demo.figure(draw, "circles_grid.png",
+                       "Decision regions on the test set of noisy circles for each hidden size (columns) and "
+                       "elastic-net coefficient (rows, l1 = l2): two units can only cut a band, "
                        "four already draw a polygon; a small penalty barely changes the boundary, while at 1e-2 "
                        "the L1 term drives every weight to 0 and the network answers one class everywhere.")
 
 
 def image_data(demo: Demo) -> Dataset | None:
-    """MNIST when it can be had, else Fashion-MNIST, else None (and say why)."""
+    """MNIST when it can be had, else Fashion-MNIST, else scikit-learn's digits, else None (and say why)."""
     reasons = []
     for name in ("mnist", "fashion-mnist"):
         try:
             return load_dataset(name, data_dir=demo.data_dir, dtype="float32", progress=True)
         except DataError as exc:
             reasons.append(f"{name}: {exc}")
+    try:
+        data = embedded_digits(demo.seed)
+    except DataError as exc:
+        reasons.append(f"digits: {exc}")
+    else:
+        demo.warn("no MNIST-format data found or downloadable: the image part ran on scikit-learn's 8x8 digits "
+                  "(1,797 images) instead")
+        demo.summary["image_data"] = {"used": "digits", "not_found": reasons}
+        return data
     demo.summary["skipped"] = reasons
     demo.sections.append(Section("MNIST-format data (Q8-Q10): skipped", [
-        Paragraph("Neither MNIST nor Fashion-MNIST could be found or downloaded, so the timing and the tuned run "
-                  "were skipped. Put the four IDX files in ~/.cache/npmlp/mnist/ (or pass --data-dir), or install "
-                  "Debian's dataset-fashion-mnist, and run the demo again."),
-        Preformatted("\n\n".join(reasons))]))
-    demo.say("  no MNIST-format data: skipped (see the report for where to put the files)")
+        Paragraph("Neither MNIST nor Fashion-MNIST could be found or downloaded, and scikit-learn (whose 8x8 digits "
+                  "would stand in) is not installed, so the timing and the tuned run were skipped. Put the four IDX "
+                  "files in ~/.cache/npmlp/mnist/ (or pass --data-dir), or install Debian's dataset-fashion-mnist, "
+                  "or pip install 'npmlp[demo]', and run the demo again."),
+        Details("why each data set was unavailable", [Preformatted("\n\n".join(reasons))])]))
+    demo.warn("no image data: the timing and the tuned run were skipped (see the report for where to put the files)")
     return None
 
 
-def subset(data: Dataset, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {k: (X[:n], y[:n]) for k, (X, y) in data.splits().items()}
+def embedded_digits(seed: int, dtype: str = "float32") -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, in scikit-learn's package), split 60/20/20, seeded.
+
+    Pixels 0..16 are scaled to [0, 1]. Raises DataError when scikit-learn is not installed.
+    """
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("scikit-learn's 8x8 digits need scikit-learn: pip install 'npmlp[demo]'") from None
+    images, labels = load_digits(return_X_y=True)
+    y = labels.astype(np.intp)
+    X = (images / 16.0).astype(dtype)
+    rows = np.split(np.random.default_rng(seed).permutation(y.size), [int(0.6 * y.size), int(0.8 * y.size)])
+    (Xtr, ytr), (Xva, yva), (Xte, yte) = ((X[r], y[r]) for r in rows)
+    return Dataset("digits", Xtr, ytr, Xva, yva, Xte, yte, n_classes=10, image_shape=(8, 8),
+                   class_names=[str(c) for c in range(10)],
+                   source="scikit-learn's load_digits(): 1,797 8x8 images of handwritten digits",
+                   identity=identity([images, labels], rows, seed=seed))
 
 
 def timing(demo: Demo, data: Dataset) -> None:
@@ -177,25 +240,33 @@ def timing(demo: Demo, data: Dataset) -> None:
     if demo.fast:
         X, y = X[:2000], y[:2000]
     seconds = {}
-    for backprop in ("loop", "matrix"):
-        config = TrainConfig(hidden=[10], batch_size=100, lr=0.03, l1=1e-3, l2=1e-3, backprop=backprop, seed=demo.seed)
-        trainer = Trainer.new(config, X.shape[1], data.n_classes)
-        runs = []
-        for _ in range(1 if backprop == "loop" else 3):
-            tic = time.perf_counter()
-            trainer.run_epoch(X, y)
-            runs.append(time.perf_counter() - tic)
-        seconds[f"{backprop} backprop"] = float(np.median(runs))
-        demo.say(f"  {backprop}: {seconds[f'{backprop} backprop']:.2f} s per epoch")
+    with busy_machine_warnings() as busy:
+        for backprop in ("loop", "matrix"):
+            config = TrainConfig(hidden=[10], batch_size=100, lr=0.03, l1=1e-3, l2=1e-3, backprop=backprop,
+                                 seed=demo.seed)
+            trainer = Trainer.new(config, X.shape[1], data.n_classes)
+            runs = []
+            for _ in range(1 if backprop == "loop" else 3):
+                tic = time.perf_counter()
+                trainer.run_epoch(X, y)
+                runs.append(time.perf_counter() - tic)
+            seconds[f"{backprop} backprop"] = float(np.median(runs))
+            demo.say(f"  {backprop}: {seconds[f'{backprop} backprop']:.2f} s per epoch")
     ratio = seconds["loop backprop"] / seconds["matrix backprop"]
-    demo.summary["timing"] = {**seconds, "ratio": ratio}
-    fig = plots.timing_figure(seconds, reference="matrix backprop",
-                              title=f"{data.name}, {X.shape[0]:,} rows: seconds per epoch (dh=10, K=100, float64)")
+    demo.summary["timing"] = {**seconds, "ratio": ratio, "warnings": busy}
+    if busy:
+        more = f" (and {len(busy) - 1} more in its section)" if len(busy) > 1 else ""
+        demo.warn(f"loop vs matrix timing: {busy[0]}{more}")
+    demo.facts.append(f"Loop vs matrix backprop on {data.name}: the loop takes {ratio:.1f} times as long"
+                      + (" (machine busy: unreliable)" if busy else ""))
+    title = f"{data.name}, {X.shape[0]:,} rows: seconds per epoch (dh=10, K=100, float64)"
     demo.sections.append(Section("Loop vs matrix backprop (Q8)", [
         Paragraph(f"One epoch over {X.shape[0]:,} training rows of {data.name}, dh=10, K=100, lr 0.03, every "
-                  f"penalty 1e-3, float64. The assignment measured 5.4 s (loop) and 0.77 s (matrix) on MNIST; here the "
-                  f"loop takes {ratio:.1f} times as long as the matrix version."),
-        demo.figure(fig, "timing.png", plots.CAPTIONS["timing"])]))
+                  f"penalty 1e-3, float64. The assignment measured 5.4 s (loop) and 0.77 s (matrix) on MNIST; here "
+                  f"the loop takes {ratio:.1f} times as long as the matrix version."),
+        *(Paragraph(f"Warning: {w}.") for w in busy),
+        *demo.figure(lambda: plots.timing_figure(seconds, reference="matrix backprop", title=title), "timing.png",
+                     plots.CAPTIONS["timing"])]))
 
 
 def tuned(demo: Demo, data: Dataset) -> None:
@@ -209,16 +280,22 @@ def tuned(demo: Demo, data: Dataset) -> None:
     final = result.final()
     demo.summary["tuned"] = {"dataset": data.name, "settings": settings, "final": final, "seconds": seconds}
     demo.say(f"  test error {100 * (final['test_error'] or 0):.2f}% after {result.epochs_run} epochs, {seconds:.0f} s")
-    figure_names = ["curves.png", "confusion_matrix.png", "misclassified.png", "first_layer_weights.png"]
-    captions = ["learning_curves", "confusion_matrix", "misclassified", "first_layer_weights"]
+    demo.facts.append(f"A tuned run on {data.name}: test error {format_percent(final['test_error'])} after "
+                      f"{result.epochs_run} epochs, {format_seconds(seconds)}")
+    figures = [("curves.png", "learning_curves"), ("misclassified.png", "misclassified"),
+               ("first_layer_weights.png", "first_layer_weights")]
+    again = (f"`npmlp evaluate --model tuned --dataset {data.name}` re-checks it" if data.name != "digits"
+             else "scikit-learn's digits are not a data set of `npmlp train`, so it cannot be re-evaluated there")
+    X, y = data.splits()["test"]
     demo.sections.append(Section(f"A tuned run on {data.name} (Q9, Q10)", [
-        Paragraph(f"One hidden layer, settings found by a sweep (examples/sweep-fashion.toml): "
+        Paragraph(f"One hidden layer, settings found by a sweep (`npmlp sweep --example fashion`): "
                   f"{settings_line(config)}, {config.epochs} epochs. Its own report, model and history are in "
-                  f"tuned/ beside this page; `npmlp evaluate --model tuned --dataset {data.name}` re-checks it."),
-        settings_table(config.to_dict()),
-        results_table(final),
-        *(Image(demo.out / "tuned" / f, plots.CAPTIONS[c]) for f, c in zip(figure_names, captions, strict=True)),
-        history_table(result.history)]))
+                  f"tuned/ beside this page; {again}."),
+        split_table(result, data),
+        *class_tables(y, result.net.predict(X), data, "test"),
+        *(Image(demo.out / "tuned" / f, plots.CAPTIONS[c]) for f, c in figures if (demo.out / "tuned" / f).exists()),
+        Details("the settings that apply", [applied_settings(config)]),
+        Details(f"history: {result.epochs_run} epochs", [history_table(result.history)])]))
 
 
 STEPS: list[tuple[str, Callable[[Demo], None]]] = [
@@ -281,9 +358,11 @@ def _run_demo_into(out: Path, *, fast: bool, seed: int, data_dir: str | None) ->
         demo.say(f"[4/4] a tuned run on {data.name} (Q9, Q10)")
         tuned(demo, data)
     demo.summary["seconds"] = time.perf_counter() - tic
-    intro = Section("About", [Paragraph(
-        f"npmlp's demo: the experiments of part 3 of the assignment (IFT 6390, assignment 3) reproduced on this "
-        f"machine in {demo.summary['seconds']:.0f} s."
+    demo.summary["warnings"] = demo.warnings
+    headline = Headline(f"The assignment's part 3, reproduced on this machine in "
+                        f"{format_seconds(demo.summary['seconds'])}", demo.facts, demo.warnings)
+    intro = Section("Results", [headline, Paragraph(
+        "npmlp's demo: the experiments of part 3 of the assignment (IFT 6390, assignment 3), each part below."
         + (" Fast mode: small data and few epochs, for tests." if fast else ""))])
     title = "npmlp demo: the assignment's experiments"
     write_report(out / "report.html", title=title, sections=[intro, *demo.sections])

@@ -19,6 +19,7 @@ import io
 import os
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,9 @@ INSTALL_HINT = "plots need matplotlib: pip install 'npmlp[plot]'"
 
 #: Resolution of saved figures: a 12-inch-wide figure is 1320 pixels wide.
 DPI = 110
+#: Decision regions are drawn to scale (a square extent) when the two features' ranges are
+#: within this factor of each other, else each axis spans its own feature's range.
+SQUARE_RATIO = 4.0
 #: Relative errors of exactly 0 are drawn at this floor on a log scale.
 ERROR_FLOOR = 1e-18
 
@@ -50,7 +54,8 @@ CAPTIONS = {
     "their true class, and the ringed dots are the ones the network gets wrong.",
     "learning_curves": "Learning curves: classification error (left, in %) and mean negative log-likelihood "
     "(right, without the penalty) after each epoch, on each split. A validation curve that turns up while the "
-    "training curve keeps falling is overfitting; the dashed line marks the epoch with the best validation error.",
+    "training curve keeps falling is overfitting.",
+    "best_epoch": " The dashed line marks the epoch with the best validation error, the one whose model was saved.",
     "gradcheck": "Gradient check: each checked parameter entry's gradient by backprop against its finite-difference "
     "estimate (left; on the line y = x when they agree), and their relative error (right, log scale) against "
     "the tolerance (dashed line).",
@@ -58,8 +63,9 @@ CAPTIONS = {
     "the reference.",
     "confusion_matrix": "Confusion matrix on the test set: row i, column j counts the images of true class i that "
     "the network predicts as class j; the colour is that count's share of row i, so a dark diagonal is good.",
-    "misclassified": "The test images the network gets wrong with the highest confidence, with their true class, "
-    "the predicted class and its predicted probability.",
+    "misclassified": "The test images the network gets most wrong: those whose true class it finds least likely. "
+    "Each shows its true class with the probability the network gives it, and the predicted class with its "
+    "probability (written 1\u2212x when it is within 1% of certainty).",
     "first_layer_weights": "Each hidden unit's incoming weights, reshaped to the image: the pattern of pixels "
     "that excites (red) or inhibits (blue) the unit.",
 }
@@ -92,6 +98,14 @@ def _figure_class() -> type[Figure]:
             return render_png(self, close=False)
 
     return NotebookFigure
+
+def available() -> bool:
+    """Whether figures can be drawn here (matplotlib, the extra ``npmlp[plot]``, is installed)."""
+    try:
+        _mpl()
+    except ImportError:
+        return False
+    return True
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -168,7 +182,9 @@ def decision_grid(predict: Predict, X: ArrayLike, *, margin: float = 0.25, resol
         ``predict(P)`` for ``P`` of shape (k, 2) returns k labels; called once, on the whole grid.
     X : array of shape (n, 2)
     margin : float
-        Extra room on each side, as a fraction of the data's range on that axis.
+        Extra room on each side, as a fraction of the data's range on that axis. When the two
+        ranges are within a factor :data:`SQUARE_RATIO`, the shorter grows to the longer (a
+        square extent, drawn to scale).
     resolution : int
         Grid points per axis.
 
@@ -186,7 +202,14 @@ def decision_grid(predict: Predict, X: ArrayLike, *, margin: float = 0.25, resol
         raise ValueError(f"resolution must be >= 2. Got {resolution!r} instead.")
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = margin * np.where(hi > lo, hi - lo, 1.0)  # one point: a unit range around it
-    xs, ys = (np.linspace(a, b, int(resolution)) for a, b in zip(lo - pad, hi + pad, strict=True))
+    lo, hi = lo - pad, hi + pad
+    span = hi - lo
+    if span.max() <= SQUARE_RATIO * span.min():
+        # Comparable ranges are drawn to scale (equal aspect): the shorter one grows about its
+        # centre to the longer, so the shading fills the square panel with no blank band.
+        centre = (lo + hi) / 2
+        lo, hi = centre - span.max() / 2, centre + span.max() / 2
+    xs, ys = (np.linspace(a, b, int(resolution)) for a, b in zip(lo, hi, strict=True))
     xx, yy = np.meshgrid(xs, ys)
     Z = np.asarray(predict(np.column_stack([xx.ravel(), yy.ravel()])))
     if Z.shape != (xx.size,):
@@ -247,7 +270,7 @@ def plot_decision_regions(
                       linewidths=1.1, label=f"misclassified ({int(wrong.sum())})")
     ring.set_gid("misclassified")
     ax.set(xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()), xlabel="feature x1", ylabel="feature x2")
-    ax.set_aspect("equal")
+    ax.set_aspect("equal" if np.isclose(np.ptp(xx), np.ptp(yy)) else "auto")  # see decision_grid
     ax.legend(title="points: true class, shading: predicted class", loc="upper center", bbox_to_anchor=(0.5, -0.1),
               ncols=min(len(np.unique(y)) + 1, 4), title_fontsize="medium", markerscale=1.5, frameon=False)
     error = f"error {wrong.mean():.2%} ({int(wrong.sum())} of {y.size} misclassified)"
@@ -561,12 +584,13 @@ def misclassified_gallery_figure(
         raise ValueError(f"proba must have shape ({X.shape[0]}, m). Got {proba.shape} instead.")
     pred = proba.argmax(axis=1)
     wrong = np.flatnonzero(pred != y_true)
-    worst = wrong[np.argsort(-proba[wrong, pred[wrong]], kind="stable")][: int(n)]
+    # The true class's probability orders the mistakes even where the predicted one rounds to 1.
+    worst = wrong[np.argsort(proba[wrong, y_true[wrong]], kind="stable")][: int(n)]
     names = _class_names(class_names, max(proba.shape[1], int(y_true.max(initial=0)) + 1))
     k = worst.size
     rows, cols = _grid_shape(max(k, 1), 6)
     fig = new_figure(max(2.7 * cols, 6), 0.8 + 3.0 * rows)
-    head = (f"The {k} most confidently misclassified of {wrong.size} misclassified images (of {X.shape[0]:,})"
+    head = (f"The {k} worst of {wrong.size} misclassified images (of {X.shape[0]:,}), least likely true class first"
             if k else f"No misclassified images among {X.shape[0]:,}")
     fig.suptitle(head, fontsize="large")
     if k == 0:
@@ -577,9 +601,17 @@ def misclassified_gallery_figure(
     lo, hi = float(X.min()), float(X.max())
     for ax, i in zip(_image_grid(fig, k, 6), worst, strict=True):
         ax.imshow(X[i].reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
-        p = proba[i, pred[i]]
-        ax.set_title(f"true: {names[y_true[i]]}\npredicted: {names[pred[i]]} (p={p:.2f})", fontsize="medium")
+        ax.set_title(f"true: {names[y_true[i]]} (p={format_probability(proba[i, y_true[i]])})\n"
+                     f"predicted: {names[pred[i]]} (p={format_probability(proba[i, pred[i]])})", fontsize="medium")
     return fig
+
+
+def format_probability(p: float) -> str:
+    """A probability short and telling: ``0.73``, ``3.1e-06``, and ``1\u22124.2e-05`` near certainty."""
+    p = float(p)
+    if p >= 0.99:
+        return "1" if p >= 1 else f"1\u2212{1 - p:.1e}"
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.1e}"
 
 
 def first_layer_weights_figure(W1: ArrayLike, image_shape: Sequence[int], n: int = 64) -> Figure:
@@ -615,4 +647,68 @@ def first_layer_weights_figure(W1: ArrayLike, image_shape: Sequence[int], n: int
     fig.suptitle(f"Incoming weights of {shown} hidden units, each shown as a {shape} image\n"
                  "red: positive weight (the pixel excites the unit), blue: negative (it inhibits it), white: 0",
                  fontsize="large")
+    return fig
+
+
+# -- sweeps ------------------------------------------------------------------------------
+@dataclass
+class Panel:
+    """One panel of ``sweep.png``: the metric of each ranked trial against one setting."""
+
+    name: str
+    x: list[float]
+    y: list[float]
+    scale: str  # "linear", "log" or "symlog"
+    labels: list[str] | None = None  # tick labels of a categorical setting (x are their positions)
+    best: int | None = None  # index of the best trial in x and y
+
+
+def _few_and_apart(panel: Panel, most: int = 5, gap: float = 0.18) -> bool:
+    """Whether the values tried can label the axis themselves: at most ``most`` of them, each at
+    least ``gap`` of the axis away from the next (on the panel's scale), so labels cannot collide."""
+    distinct = np.unique(np.asarray(panel.x, np.float64))
+    if distinct.size > most or distinct.size < 2:
+        return distinct.size == 1
+    where = np.log10(distinct) if panel.scale == "log" else distinct
+    return bool(np.min(np.diff(where)) >= gap * (where[-1] - where[0]))
+
+
+def sweep_figure(panels: Sequence[Panel], metric: str) -> Figure:
+    """The metric against each varied setting, one panel each, the best trial ringed."""
+    ticker = _mpl().ticker
+    fig = new_figure(4.4 * max(len(panels), 1), 3.8)
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
+    for ax, panel in zip(axes, panels, strict=False):
+        ax.scatter(panel.x, panel.y, s=22, alpha=0.75)
+        if panel.best is not None:
+            ax.scatter([panel.x[panel.best]], [panel.y[panel.best]], s=110, facecolors="none", edgecolors="red",
+                       label="best")
+            ax.legend(loc="best", fontsize="small")
+        if panel.scale == "symlog":
+            positive = [v for v in panel.x if v > 0]
+            ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
+        else:
+            ax.set_xscale(panel.scale)
+        # NOTE: a few ticks, labelled compactly, so that neighbours never overlap in a narrow panel:
+        # the values tried when they are few, else a locator's round numbers; no minor labels.
+        if panel.labels is not None or _few_and_apart(panel):
+            distinct = sorted(set(panel.x))
+            labels = panel.labels or [f"{v:.3g}" for v in distinct]
+            ax.set_xticks(range(len(labels)) if panel.labels is not None else distinct, labels)
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            if sum(map(len, labels)) > 24:
+                ax.tick_params(axis="x", labelrotation=30)
+        elif panel.scale == "log":
+            ax.xaxis.set_major_locator(ticker.LogLocator(numticks=5))
+            ax.xaxis.set_major_formatter(ticker.LogFormatterSciNotation())
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        elif panel.scale == "linear":
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
+        ax.set_xlabel(panel.name)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    if not panels:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "nothing varied", ha="center", va="center")
+    fig.suptitle(f"{metric} of each trial against each varied setting (lower is better)")
     return fig

@@ -33,9 +33,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
-from . import __version__
 from .atomicfile import LOCK_FILE, _fsync_dir, atomic_write_json, atomic_write_text, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
 from .errors import ModelFileError, RunDirectoryError
@@ -457,14 +454,14 @@ def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str
 
 def write_outputs(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec,
                   *, pictures: bool = True) -> list[str]:
-    """Model, history and (when matplotlib is installed) pictures and report into ``out``; returns their names."""
+    """Model, history, report and (when matplotlib is installed) pictures into ``out``; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
     save_model(out, result.net, training={**config.to_dict(), **asdict(data)}, extra={"data": data.record(dataset)})
     files = [MODEL_FILE, "config.json", *write_history(out, result.history)]
     if pictures and result.history:
-        figures = run_figures(out, result, dataset, config)
-        report = write_run_report(out, result, dataset, config, data, figures=figures)
-        files += [p.relative_to(out).as_posix() for p in [*figures.values(), report]]
+        from .report import run_report
+
+        files += [p.relative_to(out).as_posix() for p in run_report(out, result, dataset, config)]
     return files
 
 
@@ -473,54 +470,6 @@ def write_history(out: Path, history: list[dict[str, Any]]) -> list[str]:
     atomic_write_json(out / "history.json", history)
     atomic_write_text(out / "history.csv", history_csv(history))
     return ["history.json", "history.csv"]
-
-
-def settings_line(config: TrainConfig) -> str:
-    """The settings that matter at a glance, for figure titles."""
-    c = config
-    coef = lambda v: ",".join(f"{x:g}" for x in np.atleast_1d(v))  # noqa: E731
-    pen = f"l1={coef(c.l1)} l2={coef(c.l2)}" if np.any(c.l1) or np.any(c.l2) else "no penalty"
-    return (f"hidden={','.join(map(str, c.hidden))} {c.activation}, {c.optimizer} lr={c.lr:g} ({c.lr_schedule}), "
-            f"K={c.batch_size}, {pen}, {c.dtype}")
-
-
-def run_figures(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig) -> dict[str, Path]:
-    """Draw the run's figures into ``out``; returns caption -> PNG path."""
-    from . import plots
-
-    figures: dict[str, Path] = {}
-    title = f"{dataset.name}: {settings_line(config)}"
-    fig = plots.learning_curves_figure(result.history, best_epoch=result.best_epoch, title=title)
-    figures[plots.CAPTIONS["learning_curves"]] = plots.save_figure(fig, out / "curves.png")
-    net, splits = result.net, dataset.splits()
-    if dataset.n_features == 2:
-        fig = plots.decision_regions_figure(net.predict, splits["train"], splits["test"], settings=title,
-                                            class_names=dataset.class_names)
-        figures[plots.CAPTIONS["decision_regions"]] = plots.save_figure(fig, out / "decision_regions.png")
-    if dataset.image_shape is not None:
-        X, y = splits["test"]
-        P = net.predict_proba(X)
-        fig = plots.confusion_matrix_figure(y, P.argmax(axis=1), class_names=dataset.class_names)
-        figures[plots.CAPTIONS["confusion_matrix"]] = plots.save_figure(fig, out / "confusion_matrix.png")
-        fig = plots.misclassified_gallery_figure(X, y, P, dataset.image_shape, class_names=dataset.class_names)
-        figures[plots.CAPTIONS["misclassified"]] = plots.save_figure(fig, out / "misclassified.png")
-        fig = plots.first_layer_weights_figure(net.params["W1"], dataset.image_shape)
-        figures[plots.CAPTIONS["first_layer_weights"]] = plots.save_figure(fig, out / "first_layer_weights.png")
-    return figures
-
-
-def write_run_report(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig, data: DataSpec,
-                     figures: dict[str, Path] | None = None) -> Path:
-    """``curves.png``, ``decision_regions.png`` (2D data) and friends (unless drawn already), and ``report.html``."""
-    from .report import training_report
-
-    figures = run_figures(out, result, dataset, config) if figures is None else figures
-    settings = {"dataset": dataset.name, "source": dataset.source, **config.to_dict(),
-                "epochs run": result.epochs_run, "stopped because": result.stopped_because,
-                "best epoch": result.best_epoch, "npmlp": __version__}
-    notes = [result.message] if result.message else []
-    return training_report(out / "report.html", title=f"npmlp train on {dataset.name}", settings=settings,
-                           final=result.final(), history=result.history, images=figures, notes=notes)
 
 
 # -- the data of a saved run ---------------------------------------------------------------

@@ -62,12 +62,17 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from . import plots
 from .atomicfile import atomic_write_text, locked_directory
+from .plots import Panel
 from .runs import DataSpec
 from .settings import applies, declared
 from .training import SPLITS, TrainConfig, Trainer, TrainResult, train
 
-INSTALL_HINT = "sweeps need joblib (and dask[distributed] for --scheduler): pip install 'npmlp[dask]'"
+INSTALL_HINT = "sweeps need joblib: pip install 'npmlp[sweep]'"
+DASK_HINT = "--scheduler needs dask.distributed: pip install 'npmlp[dask]'"
+#: The sweep files that ship with npmlp (``npmlp sweep --example NAME``), in ``npmlp/sweeps/``.
+EXAMPLES = ("circles", "fashion")
 
 SETTINGS = declared(TrainConfig)
 TRAIN_DEFAULTS: dict[str, Any] = {name: default for name, (_, default) in SETTINGS.items()}
@@ -128,6 +133,19 @@ class SweepSpec:
     blas_threads: int | None = None
 
 
+def example_path(name: str) -> Path:
+    """The sweep file ``name`` (one of :data:`EXAMPLES`) shipped inside the package."""
+    if name not in EXAMPLES:
+        raise ValueError(f"--example must be one of {', '.join(EXAMPLES)}. Got {name!r} instead.")
+    return Path(__file__).with_name("sweeps") / f"{name}.toml"
+
+
+def default_out(config: str | os.PathLike[str]) -> Path:
+    """``runs/sweep-NAME`` for a sweep file ``NAME.toml`` or ``sweep-NAME.toml`` (no ``sweep-sweep-``)."""
+    stem = Path(config).stem
+    return Path("runs") / f"sweep-{stem.removeprefix('sweep-')}"
+
+
 def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw contents of a sweep TOML file (tomllib on Python 3.11+, tomli before)."""
     if sys.version_info >= (3, 11):
@@ -136,7 +154,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             import tomli as tomllib
         except ImportError as exc:
-            raise ImportError("reading TOML on Python 3.10 needs tomli: pip install 'npmlp[dask]'") from exc
+            raise ImportError("reading TOML on Python 3.10 needs tomli: pip install 'npmlp[sweep]'") from exc
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -417,7 +435,7 @@ def _backend(jobs: int, scheduler: str | None) -> Iterator[Any]:
             try:
                 from dask.distributed import Client
             except ImportError as exc:
-                raise ImportError(INSTALL_HINT) from exc
+                raise ImportError(DASK_HINT) from exc
             stack.enter_context(Client(scheduler))
             stack.enter_context(joblib.parallel_config(backend="dask", n_jobs=-1))
         # One task per trial, results in the order they finish.
@@ -634,21 +652,9 @@ def results_markdown(result: SweepResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- the plot --------------------------------------------------------------------------
-@dataclass
-class Panel:
-    """One panel of ``sweep.png``: the metric of each ranked trial against one setting."""
-
-    name: str
-    x: list[float]
-    y: list[float]
-    scale: str  # "linear", "log" or "symlog"
-    labels: list[str] | None = None  # tick labels of a categorical setting (x are their positions)
-    best: int | None = None  # index of the best trial in x and y
-
-
+# -- the plot's data (plots.sweep_figure draws it) -------------------------------------
 def sweep_panels(result: SweepResult) -> list[Panel]:
-    """The data of ``sweep.png``, one :class:`Panel` per varied setting; nothing is drawn."""
+    """The data of ``sweep.png``, one :class:`~npmlp.plots.Panel` per varied setting; nothing is drawn."""
     ranked, panels = result.ranked, []
     for name in result.varied:
         values = [r["config"].get(name) for r in ranked]
@@ -666,42 +672,8 @@ def sweep_panels(result: SweepResult) -> list[Panel]:
     return panels
 
 
-def sweep_figure(result: SweepResult) -> Any:
-    """The metric against each varied setting, one panel each, the best trial ringed."""
-    from .plots import new_figure
-
-    panels = sweep_panels(result)
-    fig = new_figure(4.0 * max(len(panels), 1), 3.4)
-    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
-    for ax, panel in zip(axes, panels):
-        ax.scatter(panel.x, panel.y, s=22, alpha=0.75)
-        if panel.best is not None:
-            ax.scatter([panel.x[panel.best]], [panel.y[panel.best]], s=110, facecolors="none", edgecolors="red",
-                       label="best")
-        if panel.scale == "symlog":
-            positive = [v for v in panel.x if v > 0]
-            ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
-        else:
-            ax.set_xscale(panel.scale)
-        if panel.labels is not None:
-            ax.set_xticks(range(len(panel.labels)), panel.labels)
-        ax.set_xlabel(panel.name)
-        ax.set_ylabel(result.metric)
-        ax.grid(alpha=0.3)
-    if not panels:
-        axes[0].set_axis_off()
-        axes[0].text(0.5, 0.5, "nothing varied", ha="center", va="center")
-    fig.suptitle(f"{result.metric} of each trial (lower is better)")
-    return fig
-
-
 def _try_plot(result: SweepResult) -> Path | None:
     """Write ``sweep.png``; None when matplotlib is missing or no trial has a metric."""
-    if not result.ranked:
+    if not result.ranked or not plots.available():
         return None
-    try:
-        from .plots import save_figure
-        fig = sweep_figure(result)
-    except ImportError:
-        return None
-    return save_figure(fig, result.out / "sweep.png")
+    return plots.save_figure(plots.sweep_figure(sweep_panels(result), result.metric), result.out / "sweep.png")
