@@ -262,6 +262,14 @@ def _check_array(
                       skipped_kinks=int(index.size - keep.size))
 
 
+def _step_and_tol(stencil: Stencil, dtype: np.dtype[Any], step: float | None, tol: float | None) -> tuple[float, float]:
+    """The step ``h`` and the tolerance: the given ones, checked, or the method's defaults."""
+    h = stencil.default_step if step is None else float(step)
+    if not (np.isfinite(h) and h > 0):
+        raise ValueError(f"step must be a finite number > 0. Got {step} instead.")
+    return h, stencil.default_tol[dtype] if tol is None else float(tol)
+
+
 def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> NDArray[np.intp]:
     """All flat indices, or ``max_entries`` of them drawn at random (sorted)."""
     if max_entries is None or size <= max_entries:
@@ -313,10 +321,7 @@ def check_gradients(
     X, y_checked = net.check_input(X, y)
     assert y_checked is not None
     stencil = METHODS[method]
-    h = stencil.default_step if step is None else float(step)
-    if not (np.isfinite(h) and h > 0):
-        raise ValueError(f"step must be a finite number > 0. Got {step} instead.")
-    tol = stencil.default_tol[net.dtype] if tol is None else float(tol)
+    h, tol = _step_and_tol(stencil, net.dtype, step, tol)
     rng = np.random.default_rng(0) if rng is None else rng
     analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b)))(net, X, y_checked)
     if inputs:
