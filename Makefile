@@ -21,7 +21,8 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 demo: $(VENV)/.demo-installed
 	$(PY) -m npmlp demo
 
-test: $(VENV)/.test-installed
+# The lint and type gate first (seconds), then the suite.
+test: lint
 	$(PY) -m pytest -q
 
 # Style and strict types (configured in pyproject.toml).

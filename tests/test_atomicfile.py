@@ -101,7 +101,8 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path: Path) ->
     with A.locked_directory(tmp_path / "run") as directory:
         assert (directory / A.LOCK_FILE).read_text() == f"{os.getpid()}\n"
         # flock locks belong to an open file: a second open in this very process is a second writer
-        message = rf"run is in use by another npmlp sweep \(pid {os.getpid()}\): wait for it to end or choose another --out"
+        message = (rf"run is in use by another npmlp sweep \(pid {os.getpid()}\): "
+                   r"wait for it to end or choose another --out")
         with pytest.raises(RunDirectoryError, match=message), A.locked_directory(directory, what="sweep"):
             pass
     with A.locked_directory(tmp_path / "run"):  # released when the first one ended

@@ -61,7 +61,8 @@ def test_onnxruntime_matches_npmlp_predict(activation: str, hidden: tuple, dtype
 
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_a_circles_run_exports_with_integer_labels(dtype: str, tmp_path: Path, capsys) -> None:
-    assert main(["train", "--json", "--dataset", "circles", "--hidden", "8", "--epochs", "20", "--lr", "0.1", "--dtype", dtype,
+    assert main(["train", "--json", "--dataset", "circles", "--hidden", "8", "--epochs", "20", "--lr", "0.1",
+                 "--dtype", dtype,
                  "--out", str(tmp_path / "run"), "--no-pictures", "--quiet"]) == 0
     capsys.readouterr()
     X = np.random.default_rng(0).uniform(-1.2, 1.2, size=(100, 2))

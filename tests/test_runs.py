@@ -286,7 +286,8 @@ def edit_checkpoint_meta(out: Path, edit) -> None:
     path = out / "checkpoint" / "meta.json"
     doc = json.loads(path.read_text())
     edit(doc["meta"])
-    doc["meta_sha256"] = hashlib.sha256(json.dumps(doc["meta"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    canonical = json.dumps(doc["meta"], sort_keys=True, separators=(",", ":"))
+    doc["meta_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
     path.write_text(json.dumps(doc))
 
 
@@ -305,7 +306,8 @@ META_EDITS = {
                                 r"'rng_epoch_start': rng state is not a valid PCG64 state"),
     "config missing": (lambda m: m.pop("config"), r"'meta\.config' must be an object"),
     "hidden not sizes": (lambda m: m["config"].update(hidden="abc"), r"unusable settings: hidden must be"),
-    "other hidden sizes": (lambda m: m["config"].update(hidden=[5]), r"sizes \[2, 4, 2\]; the settings say hidden \[5\]"),
+    "other hidden sizes": (lambda m: m["config"].update(hidden=[5]),
+                           r"sizes \[2, 4, 2\]; the settings say hidden \[5\]"),
     "unknown data field": (lambda m: m["data"].update(colour="red"), r"unusable settings: .*colour"),
     "dataset not a string": (lambda m: m["data"].update(dataset=5), r"'meta\.data\.dataset' must be a string"),
 }

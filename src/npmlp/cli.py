@@ -10,8 +10,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,8 @@ def int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, like 256,128. Got {text!r}.") from None
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, like 256,128. Got {text!r}.") from None
     if any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"sizes must be >= 1. Got {text!r}.")
     return values
@@ -153,7 +155,7 @@ def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
 
 
 # -- gradcheck -----------------------------------------------------------------------
-def _add_gradcheck(sub: argparse._SubParsersAction) -> None:
+def _add_gradcheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("gradcheck", help="check backprop against finite differences on random data",
                        description="Finite-difference gradient check on random data (the assignment's part 3, "
                                    "Q2 and Q4).")
@@ -194,7 +196,7 @@ def _data_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> No
     _setting_flags(parser, DataSpec)
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train", help="train a network on a data set", description="Minibatch gradient descent "
                        "with per-epoch train/valid/test loss and error; writes the model, history, plots and report.")
     _common(p)
@@ -228,7 +230,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     line = (f"{dataset.name}: {result.epochs_run} epochs ({result.stopped_because}); "
             + ", ".join(f"{k.replace('_', ' ')} {100 * v:.2f}%" for k, v in final.items() if v is not None))
     if result.stopped_because == "interrupted":
-        print(f"npmlp train: interrupted; checkpoint saved. Resume with: npmlp train --resume --out {out}", file=sys.stderr)
+        print(f"npmlp train: interrupted; checkpoint saved. Resume with: npmlp train --resume --out {out}",
+              file=sys.stderr)
         emit(args, doc, line)
         return 130
     if publishable(result, replacing=args.overwrite):
@@ -259,7 +262,7 @@ def given_flags(args: argparse.Namespace) -> set[str]:
     return {k for k in given if k not in ("command", "run")}
 
 
-def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("evaluate", help="loss and error of a saved model on each split of its data",
                        description="Loss and error of a saved model on the train, valid and test splits of the "
                                    "data it was trained on, split as the run split it (both recorded in its "
@@ -298,7 +301,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_predict(sub: argparse._SubParsersAction) -> None:
+def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("predict", help="labels (or probabilities) for the rows of a CSV/text/.npy file")
     _common(p)
     p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a train output directory or its model.npz")
@@ -357,7 +360,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # -- bench ---------------------------------------------------------------------------
-def _add_bench(sub: argparse._SubParsersAction) -> None:
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="seconds per epoch: matrix vs loop, the GEMM limit, scikit-learn and PyTorch",
                        description="Times one training epoch of each implementation, interleaved in one run, "
                                    "and prints medians, ranges and ratios. Default: the configurations A (the "
@@ -370,8 +373,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=100, metavar="K", help="minibatch size (default 100)")
     p.add_argument("--peers", action="store_true", help="also time scikit-learn and PyTorch when installed")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed rounds (default 5)")
-    p.add_argument("--threads", type=positive_int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                   else os.cpu_count(), help="BLAS and PyTorch threads, pinned for the run (default: usable CPUs)")
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    p.add_argument("--threads", type=positive_int, default=usable,
+                   help="BLAS and PyTorch threads, pinned for the run (default: usable CPUs)")
     p.add_argument("--max-rows", type=positive_int, default=None, help="time on the first N training rows only")
     p.add_argument("--no-loop", action="store_true", help="skip the (slow) loop backprop")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
@@ -397,7 +401,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- sweep ---------------------------------------------------------------------------
-def _add_sweep(sub: argparse._SubParsersAction) -> None:
+def _add_sweep(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sweep", help="hyperparameter search (grid and/or random) on local processes or Dask",
                        description="Run the trials of a TOML sweep file, append each to DIR/trials.jsonl as it "
                                    "finishes (a restarted sweep skips them), rank them and plot the metric.")
@@ -409,7 +413,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print", action="store_true", help="print the sweep file and exit (a start for your own)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a Dask scheduler, tcp://HOST:PORT: run the trials on its workers")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="local worker processes (default 1; -1: one per core)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="local worker processes (default 1; -1: one per core)")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/sweep-NAME for "
                    "NAME.toml, sweep-NAME.toml or --example NAME)")
     p.set_defaults(run=cmd_sweep)
@@ -431,7 +436,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 # -- demo ----------------------------------------------------------------------------
-def _add_demo(sub: argparse._SubParsersAction) -> None:
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("demo", help="run the seed's experiments end to end",
                        description="The main job: the seed's part 3 on this machine.")
     _common(p)
@@ -450,7 +455,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_export, _add_bench, _add_sweep, _add_demo]
+COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_gradcheck, _add_train, _add_evaluate, _add_predict, _add_export, _add_bench, _add_sweep, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -250,16 +250,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """
         config = self.train_config()
         warm = self._warm_net(config) if self.warm_start and hasattr(self, "net_") else None
-        X, y = validate_data(self, X, y, dtype=self._np_dtype(), reset=warm is None)
-        classes, codes = self._encode_classes(y)
+        Xv, yv = validate_data(self, X, y, dtype=self._np_dtype(), reset=warm is None)
+        classes, codes = self._encode_classes(yv)
         if warm is not None and not np.array_equal(classes, self.classes_):
             raise ValueError(f"warm_start needs the classes of the previous fit, {self.classes_.tolist()}. "
                              f"Got {classes.tolist()}.")
         config = replace(config, seed=self._seed())
         if warm is not None and self._scaler is not None:  # a loaded model's standardisation stays
-            X = self._scaler.transform(np.asarray(X))
-        splits = self._splits(X, codes, config)
-        trainer = Trainer.new(config, X.shape[1], len(classes), net=warm)  # kept for partial_fit
+            Xv = self._scaler.transform(Xv)
+        splits = self._splits(Xv, codes, config)
+        trainer = Trainer.new(config, Xv.shape[1], len(classes), net=warm)  # kept for partial_fit
         self._seed_used, self._scaler = config.seed, self._scaler if warm is not None else None
         plateau = None if config.early_stopping else _LossPlateau(self.tol, self.n_iter_no_change)
         result = train(splits, config, trainer=trainer, progress=bool(self.verbose), on_epoch=plateau)
@@ -290,26 +290,27 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if first and not loaded and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit (every label y may hold).")
         fresh = first and not loaded
-        X, y = validate_data(self, X, y, dtype=self._np_dtype() if fresh else self.net_.dtype, reset=fresh)
-        check_classification_targets(y)
-        if fresh:
-            self._start_partial(X.shape[1], classes)
+        Xv, yv = validate_data(self, X, y, dtype=self._np_dtype() if fresh else self.net_.dtype, reset=fresh)
+        check_classification_targets(yv)
+        if fresh and classes is not None:
+            self._start_partial(Xv.shape[1], classes)
         elif loaded:
             config = replace(self.train_config(seed=self._seed()), early_stopping=None, tol=0.0)
             self._trainer = Trainer.new(config, self.n_features_in_, len(self.classes_), net=self._warm_net(config))
             self._trainer.state.epoch = len(self.loss_curve_)  # the epochs count on from the saved fit's
             self._trainer.state.history = [{"epoch": i, "train_loss": v} for i, v in enumerate(self.loss_curve_, 1)]
         if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes must stay {self.classes_.tolist()} across partial_fit calls. Got {np.unique(classes).tolist()}.")
-        codes = self._codes(y)
+            raise ValueError(f"classes must stay {self.classes_.tolist()} across partial_fit calls. "
+                             f"Got {np.unique(classes).tolist()}.")
+        codes = self._codes(yv)
         if self._scaler is not None:
-            X = self._scaler.transform(np.asarray(X))
+            Xv = self._scaler.transform(Xv)
         trainer = self._trainer
         epochs = max(trainer.config.epochs, trainer.state.epoch + 1)
         trainer.config = replace(trainer.config, epochs=epochs, early_stopping=None, tol=0.0)
         # Without early stopping the network is the last epoch's: a best epoch of fit no longer applies.
         trainer.state.best_epoch, trainer.state.best_params = None, None
-        result = train({"train": (X, codes)}, trainer.config, trainer=trainer, on_epoch=_one_epoch)
+        result = train({"train": (Xv, codes)}, trainer.config, trainer=trainer, on_epoch=_one_epoch)
         self._record(trainer, result, validation=False)
         return self
 
@@ -326,7 +327,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes to learn from. Got 1 class ({classes.tolist()[0]!r}) instead."
+                f"{type(self).__name__} needs at least 2 classes to learn from. "
+                f"Got 1 class ({classes.tolist()[0]!r}) instead."
             )
         return classes, codes.reshape(-1).astype(np.intp)
 
@@ -336,7 +338,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         codes[codes == len(self.classes_)] = 0
         unseen = self.classes_[codes] != y
         if np.any(unseen):
-            raise ValueError(f"y holds labels not in classes {self.classes_.tolist()}: {np.unique(y[unseen]).tolist()}.")
+            raise ValueError(f"y holds labels not in classes {self.classes_.tolist()}: "
+                             f"{np.unique(y[unseen]).tolist()}.")
         return codes.astype(np.intp)
 
     def _splits(self, X: NDArray[Any], y: NDArray[np.intp], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
@@ -344,9 +347,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if not config.early_stopping:
             return {"train": (X, y)}
         f = self.validation_fraction
-        if not isinstance(f, numbers.Real) or not 0 < f < 1:
+        if not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 < float(f) < 1:
             raise ValueError(f"validation_fraction must be in (0, 1). Got {f!r} instead.")
-        n_valid, m = math.ceil(f * len(y)), int(y.max()) + 1
+        n_valid, m = math.ceil(float(f) * len(y)), int(y.max()) + 1
         if n_valid >= len(y):
             raise ValueError(f"early stopping needs training rows left after holding out validation_fraction={f} "
                              f"of {len(y)} samples. Lower validation_fraction or pass more samples.")
@@ -482,7 +485,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """The most probable label of each row of ``X`` (n_samples, n_features): shape (n_samples,)."""
         Oa = self._logits(X)
-        return self.classes_[np.argmax(Oa, axis=1)]
+        labels: NDArray[Any] = self.classes_[np.argmax(Oa, axis=1)]
+        return labels
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.floating]:
         """Class probabilities of shape (n_samples, n_classes), columns in the order of :attr:`classes_`."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from .kernels import Workspace
 from .network import Array, Labels
 
-Minibatches = Iterator[tuple[Array, Labels]]
+Minibatches = Generator[tuple[Array, Labels], None, None]
 #: A request to the gather thread: ``(X, y, index, Xbuf, ybuf)`` as :func:`gather_rows` takes them.
 GatherJob = tuple[Array, Labels, NDArray[np.intp], Array, Labels]
 #: Its answer: the gathered ``(X, y)`` rows, or the exception the gather raised.

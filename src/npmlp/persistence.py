@@ -65,10 +65,11 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, Mapping, Sequence
+from typing import IO, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -207,7 +208,7 @@ def _ints(value: list[Any], name: str, path: Path, *, minimum: int) -> list[int]
 
 
 def _sha_field(doc: Mapping[str, Any], key: str, path: Path) -> str:
-    value = _get(doc, key, str, path)
+    value: str = _get(doc, key, str, path)
     if not _SHA.fullmatch(value):
         raise ModelFileError(f"{path}: {key!r} must be 64 lowercase hex digits. Got {_short(value)} instead.")
     return value
@@ -376,7 +377,8 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
     directory.mkdir(parents=True, exist_ok=True)
     # NOTE: model.npz is renamed first and is the commit point: it carries its own config.
     with _staged([(directory / MODEL_FILE, "wb"), (directory / CONFIG_FILE, "w")]) as (f_npz, f_config):
-        np.savez(f_npz, **{**net.params, EMBEDDED_CONFIG: embedded})
+        members: dict[str, Any] = {**net.params, EMBEDDED_CONFIG: embedded}  # numpy's stubs want Any here
+        np.savez(f_npz, **members)
         f_config.write(text)
     return directory
 
@@ -429,9 +431,9 @@ def _check_config(config: Mapping[str, Any], path: Path) -> Listing:
     sizes, _, dtype = _check_architecture(config, path)
     _check_penalty(config, path, len(sizes) - 1)
     needed: Listing = {}
-    for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        needed[f"W{l}"] = ((fan_out, fan_in), np.dtype(dtype))
-        needed[f"b{l}"] = ((fan_out,), np.dtype(dtype))
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+        needed[f"W{layer}"] = ((fan_out, fan_in), np.dtype(dtype))
+        needed[f"b{layer}"] = ((fan_out,), np.dtype(dtype))
     listing = _parse_listing(config, path)
     diff = _names_diff(list(needed), list(listing))
     if diff:
@@ -485,7 +487,8 @@ def load_model(path: PathLike) -> tuple[MLP, dict[str, Any]]:
     return net, config
 
 
-def _read_model(fh: IO[bytes], npz_path: Path, config_path: Path) -> tuple[dict[str, Any], Path, dict[str, NDArray[Any]]]:
+def _read_model(fh: IO[bytes], npz_path: Path,
+                config_path: Path) -> tuple[dict[str, Any], Path, dict[str, NDArray[Any]]]:
     """The config, the file it came from, and the parameters, all checked (the checksum excepted).
 
     Format 2 takes the config embedded in ``model.npz`` and never reads ``config.json``;
@@ -717,7 +720,8 @@ def save_checkpoint(out_dir: PathLike, *, params: Mapping[str, NDArray[Any]],
     keep = {arrays_file, doc["history"]["file"]}
     text = _json_text(doc, checkpoint / META_FILE)
     with _staged([(checkpoint / arrays_file, "wb"), (checkpoint / META_FILE, "w")]) as (f_arrays, f_meta):
-        np.savez(f_arrays, **arrays)
+        members: dict[str, Any] = dict(arrays)  # numpy's stubs want Any here
+        np.savez(f_arrays, **members)
         f_meta.write(text)
     _remove_stale(checkpoint, keep=keep)
     return checkpoint

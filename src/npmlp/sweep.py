@@ -54,11 +54,12 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,8 @@ SIGNIFICANT_DIGITS = 4
 # -- distributions of [random]: name -> (check, draw) -----------------------------------
 def _check_range(name: str, key: str, args: Any, *, positive: bool = False, integer: bool = False) -> None:
     kind = int if integer else (int, float)
-    ok = (isinstance(args, list) and len(args) == 2 and all(isinstance(a, kind) and not isinstance(a, bool) for a in args)
+    ok = (isinstance(args, list) and len(args) == 2
+          and all(isinstance(a, kind) and not isinstance(a, bool) for a in args)
           and args[0] <= args[1] and (not positive or args[0] > 0))
     if not ok:
         need = "0 < low <= high" if positive else "low <= high"
@@ -108,7 +110,8 @@ def _round(x: float) -> float:
 
 DISTRIBUTIONS: dict[str, tuple[Callable[[str, str, Any], None], Callable[[Any, np.random.Generator], Any]]] = {
     "choice": (_check_choice, lambda a, rng: a[int(rng.integers(len(a)))]),
-    "int_uniform": (lambda n, k, a: _check_range(n, k, a, integer=True), lambda a, rng: int(rng.integers(a[0], a[1] + 1))),
+    "int_uniform": (lambda n, k, a: _check_range(n, k, a, integer=True),
+                    lambda a, rng: int(rng.integers(a[0], a[1] + 1))),
     "log_uniform": (lambda n, k, a: _check_range(n, k, a, positive=True),
                     lambda a, rng: _round(math.exp(rng.uniform(math.log(a[0]), math.log(a[1]))))),
     "uniform": (_check_range, lambda a, rng: _round(rng.uniform(a[0], a[1]))),
@@ -158,7 +161,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            doc: dict[str, Any] = tomllib.load(f)
+            return doc
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}.") from exc
 
@@ -169,11 +173,15 @@ def _canonical(key: str, value: Any) -> Any:
     if isinstance(value, tuple):
         value = list(value)
     if isinstance(default, float):
-        number = lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
-        return [number(v) for v in value] if isinstance(value, list) else number(value)
+        return [_as_float(v) for v in value] if isinstance(value, list) else _as_float(value)
     if isinstance(default, tuple) and isinstance(value, int) and not isinstance(value, bool):
         return [value]
     return value
+
+
+def _as_float(v: Any) -> Any:
+    """An int as the float it stands for (``0`` is ``0.0``); anything else as it is."""
+    return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
 def _setting_key(key: str, where: str) -> str:
@@ -193,8 +201,11 @@ def _checked(name: str, value: Any, where: str) -> Any:
 
 
 def _positive(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    value = doc.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or value <= 0):
+    value: Any = doc.get(key)
+    if value is None:
+        return None
+    of_kind = isinstance(value, kind) and not isinstance(value, bool)
+    if not of_kind or value <= 0:
         raise ValueError(f"{key} must be {what} > 0. Got {value!r} instead.")
     return value
 
@@ -204,7 +215,8 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
     raw = source if isinstance(source, Mapping) else read_config(source)
     doc = {k.replace("-", "_"): v for k, v in raw.items()}  # batch-size, as on the command line, is batch_size
     if not isinstance(doc.get("dataset"), str):
-        raise ValueError(f"a sweep needs dataset = \"circles\" (or mnist, fashion-mnist, a path). Got {doc.get('dataset')!r}.")
+        raise ValueError(f"a sweep needs dataset = \"circles\" (or mnist, fashion-mnist, a path). "
+                         f"Got {doc.get('dataset')!r}.")
     data = {"dataset": doc["dataset"], **{k: _canonical(k, doc.get(k, v)) for k, v in DATA_DEFAULTS.items()}}
     base = {name: _checked(name, _canonical(name, v), "sweep file") for k, v in doc.items()
             if k not in SWEEP_KEYS and k not in data for name in [_setting_key(k, "sweep file")]}
@@ -212,7 +224,8 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> SweepSpec:
     if metric not in METRICS:
         why = " The test split is never used for selection." if str(metric).startswith("test") else ""
         raise ValueError(f"metric must be one of {', '.join(METRICS)}. Got {metric!r} instead.{why}")
-    spec = SweepSpec(data=data, base=base, metric=metric, max_trials=_positive(doc, "max_trials", int, "a whole number"),
+    spec = SweepSpec(data=data, base=base, metric=metric,
+                     max_trials=_positive(doc, "max_trials", int, "a whole number"),
                      max_seconds=_positive(doc, "max_seconds", (int, float), "a number"),
                      max_trial_seconds=_positive(doc, "max_trial_seconds", (int, float), "a number"),
                      blas_threads=_positive(doc, "blas_threads", int, "a whole number"))
@@ -250,7 +263,8 @@ def _parse_random(table: Any) -> tuple[dict[str, dict[str, Any]], int, int]:
         name = _setting_key(key, "[random]")
         dist = {"choice": dist} if isinstance(dist, list) else dist
         if not isinstance(dist, Mapping) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
-            raise ValueError(f"[random] {key} must be one of {{{' | '.join(DISTRIBUTIONS)} = [...]}}. Got {dist!r} instead.")
+            raise ValueError(f"[random] {key} must be one of {{{' | '.join(DISTRIBUTIONS)} = [...]}}. "
+                             f"Got {dist!r} instead.")
         (kind, args), = dist.items()
         DISTRIBUTIONS[kind][0](kind, key, args)
         dists[name] = {kind: args}
@@ -282,7 +296,7 @@ def plan_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     ``params`` holds the settings that the grid and the draws set, ``config`` every
     setting of :class:`~npmlp.training.TrainConfig`.
     """
-    points = [dict(zip(spec.grid, values)) for values in itertools.product(*spec.grid.values())]
+    points = [dict(zip(spec.grid, values, strict=True)) for values in itertools.product(*spec.grid.values())]
     plan: dict[str, dict[str, Any]] = {}
     for point, draw in itertools.product(points, _draws(spec)):
         params = {**point, **draw}
@@ -396,7 +410,8 @@ def read_trials(path: Path) -> dict[str, dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and record.get("status") in ("ok", "failed") and isinstance(record.get("trial"), str):
+        if (isinstance(record, dict) and record.get("status") in ("ok", "failed")
+                and isinstance(record.get("trial"), str)):
             records[record["trial"]] = record
     return records
 
@@ -436,7 +451,7 @@ def _backend(jobs: int, scheduler: str | None) -> Iterator[Any]:
                 from dask.distributed import Client
             except ImportError as exc:
                 raise ImportError(DASK_HINT) from exc
-            stack.enter_context(Client(scheduler))
+            stack.enter_context(Client(scheduler))  # type: ignore[no-untyped-call]  # dask's Client is unannotated
             stack.enter_context(joblib.parallel_config(backend="dask", n_jobs=-1))
         # One task per trial, results in the order they finish.
         yield joblib.Parallel(batch_size=1, return_as="generator_unordered")
@@ -612,11 +627,12 @@ def _table(result: SweepResult, *, markdown: bool) -> list[str]:
     for i, r in enumerate(result.ranked, start=1):
         values = [r["metrics"][metric], *(r["metrics"].get(m) for m in extra)]
         rows.append([str(i), r["trial"], *(f"{v:.4f}" if v is not None else "-" for v in values), str(r["epochs_run"]),
-                     r["stopped_because"], f"{r['seconds']:.1f}", *(_show(r["params"].get(k, r["config"].get(k))) for k in result.varied)])
+                     r["stopped_because"], f"{r['seconds']:.1f}",
+                     *(_show(r["params"].get(k, r["config"].get(k))) for k in result.varied)])
     if markdown:
         return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    return ["  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head, *rows]]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    return ["  ".join(x.rjust(w) for x, w in zip(line, widths, strict=True)) for line in [head, *rows]]
 
 
 def _summary_lines(result: SweepResult) -> list[str]:

@@ -12,8 +12,9 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,7 +69,8 @@ class TrainConfig:
     early_stopping: int | None = setting(None, Integer(1, optional=True), "stop after PATIENCE epochs without a "
                                          "better valid error; keep the best epoch", metavar="PATIENCE",
                                          applies=lambda c: c.get("early_stopping") is not None)
-    backprop: str = setting("matrix", Choice(BACKPROPS), "backprop version", applies=lambda c: c.get("backprop") != "matrix")
+    backprop: str = setting("matrix", Choice(BACKPROPS), "backprop version",
+                            applies=lambda c: c.get("backprop") != "matrix")
     seed: int = setting(0, Integer(0), "seed of every random draw")
 
     def __post_init__(self) -> None:
@@ -81,7 +83,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -282,7 +284,8 @@ class Trainer:
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
-        return learning_rate(c.lr_schedule, c.lr, epoch, epochs=c.epochs, decay=c.lr_decay, step=c.lr_step, gamma=c.lr_gamma)
+        return learning_rate(c.lr_schedule, c.lr, epoch, epochs=c.epochs, decay=c.lr_decay, step=c.lr_step,
+                             gamma=c.lr_gamma)
 
     def run_epoch(self, X: Array, y: NDArray[np.intp]) -> bool:
         """Train over one shuffled pass of ``(X, y)``, from minibatch ``state.batch`` on.
@@ -290,8 +293,8 @@ class Trainer:
         Returns False when a stop was requested mid-epoch (the state then says where).
         """
         net, ws, K, st = self.net, self.workspace, self.config.batch_size, self.state
-        if st.batch == 0:
-            st.rng_epoch_start = self.rng.bit_generator.state
+        if st.batch == 0 or st.rng_epoch_start is None:
+            st.rng_epoch_start = dict(self.rng.bit_generator.state)
         else:  # resuming mid-epoch: redraw the very same permutation
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
@@ -453,7 +456,7 @@ def train(
         trainer = Trainer.new(config, X.shape[1], int(y.max()) + 1, net=net)
     if prefetch is not None:
         trainer.prefetch = prefetch
-    splits = {k: trainer.net.check_input(*v) for k, v in splits.items()}  # type: ignore[misc]
+    splits = {k: trainer.net.check_input(*v) for k, v in splits.items()}
     if config.early_stopping and "valid" not in splits:
         raise ValueError("early_stopping needs a validation split. Got none.")
     bar = Progress(progress, config.epochs, trainer.state.epoch)
@@ -483,7 +486,8 @@ def _result(trainer: Trainer, stopped: str, before: Mapping[str, Array] | None, 
     return TrainResult(net, st.history, stopped, best_epoch, message)
 
 
-def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch: Callable[[Trainer], None] | None) -> TrainResult:
+def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress,
+          on_epoch: Callable[[Trainer], None] | None) -> TrainResult:
     net, st, config = trainer.net, trainer.state, trainer.config
     X, y = splits["train"]
     stopped = "max_epochs"
@@ -554,7 +558,8 @@ def rng_state_to_json(rng: np.random.Generator) -> dict[str, Any]:
     name = type(rng.bit_generator).__name__
     if name not in _BIT_GENERATORS:
         raise ValueError(f"rng must use one of {', '.join(_BIT_GENERATORS)}. Got {name} instead.")
-    return _plain(rng.bit_generator.state)
+    state: dict[str, Any] = _plain(rng.bit_generator.state)
+    return state
 
 
 def rng_from_json(state: Mapping[str, Any]) -> np.random.Generator:
