@@ -5,12 +5,11 @@ Every line of backprop in plain NumPy, gradient-checked, fast enough for real da
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import DataError, DivergenceError, ModelFileError, NpmlpError
 from .gradcheck import GradCheckReport, check_gradients
 from .model import Model, load
 from .network import MLP
-
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:

@@ -61,7 +61,7 @@ def _open_temp(path: Path, mode: str) -> tuple[Path, IO[Any]]:
         raise
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make renames in ``directory`` durable; best effort, as some systems cannot open a directory."""
     with suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -80,7 +80,7 @@ def _write_error(paths: Sequence[Path], replaced: Sequence[Path], exc: OSError) 
 
 
 @contextmanager
-def _staged(targets: Sequence[tuple[Path, str]]) -> Iterator[list[IO[Any]]]:
+def staged(targets: Sequence[tuple[Path, str]]) -> Iterator[list[IO[Any]]]:
     """Write several files at once, then rename them into place in the order given.
 
     Every file is complete and fsynced before the first rename, so the only window in
@@ -109,7 +109,7 @@ def _staged(targets: Sequence[tuple[Path, str]]) -> Iterator[list[IO[Any]]]:
                 with suppress(OSError):
                     os.unlink(tmp)
     for directory in {p.parent for p, _ in targets}:
-        _fsync_dir(directory)
+        fsync_dir(directory)
 
 
 @contextmanager
@@ -132,7 +132,7 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w'. Got {mode!r} instead.")
-    with _staged([(Path(path), mode)]) as (f,):
+    with staged([(Path(path), mode)]) as (f,):
         yield f
 
 
@@ -160,10 +160,10 @@ def atomic_write_json(path: PathLike, obj: Any) -> Path:
     inf (JSON has no such numbers; Python would write a non-standard ``NaN``) and
     ``TypeError`` for other objects, before anything is written.
     """
-    return atomic_write_text(path, _json_text(obj, path))
+    return atomic_write_text(path, json_text(obj, path))
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
     if isinstance(obj, (np.generic, np.ndarray)):
         return obj.tolist()
     if isinstance(obj, os.PathLike):
@@ -171,10 +171,10 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _json_text(obj: Any, path: PathLike) -> str:
+def json_text(obj: Any, path: PathLike) -> str:
     """``obj`` as JSON text for ``path``, finite numbers only."""
     try:
-        return json.dumps(obj, indent=2, allow_nan=False, default=_json_default) + "\n"
+        return json.dumps(obj, indent=2, allow_nan=False, default=json_default) + "\n"
     except ValueError as exc:
         raise ValueError(f"cannot write {path} as JSON: {exc} (nan and inf have no JSON form).") from exc
     except TypeError as exc:

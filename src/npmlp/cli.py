@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .errors import DivergenceError, NpmlpError
 from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
 from .network import DTYPES, MLP
@@ -27,9 +27,6 @@ from .training import TrainConfig
 
 Command = Callable[[argparse.Namespace], int]
 
-
-class CheckFailed(Exception):
-    """A command ran but its check failed (exit 1)."""
 
 
 def int_list(text: str) -> list[int]:
@@ -478,9 +475,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except DivergenceError as exc:
-        print(f"npmlp {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except CheckFailed as exc:
         print(f"npmlp {args.command}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # e.g. `npmlp gradcheck | head`: the reader left, nothing to say

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._version import __version__
 from .atomicfile import atomic_write_bytes
 from .model import Model
 from .persistence import PathLike
@@ -151,7 +152,6 @@ def to_onnx(model: Model) -> ModelProto:
 
 
 def _doc(model: Model) -> str:
-    from . import __version__
 
     names = f"; features: {', '.join(model.feature_names)}" if model.feature_names else ""
     return (f"npmlp {__version__} MLP, sizes {list(model.net.sizes)}, activation {model.net.activation}, "

@@ -74,7 +74,8 @@ from typing import IO, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .atomicfile import _fsync_dir, _json_default, _json_text, _staged
+from ._version import __version__
+from .atomicfile import fsync_dir, json_default, json_text, staged
 from .errors import ModelFileError
 from .network import DTYPES, MLP
 
@@ -215,7 +216,6 @@ def _sha_field(doc: Mapping[str, Any], key: str, path: Path) -> str:
 
 
 def _check_format_version(doc: Mapping[str, Any], path: Path, known: int) -> None:
-    from . import __version__  # NOTE: imported here: the package may import this module first.
 
     version = _get(doc, "format_version", int, path)
     if version > known:
@@ -353,7 +353,6 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
     -------
     The directory, as a ``Path``.
     """
-    from . import __version__
 
     if not isinstance(net, MLP):
         raise TypeError(f"net must be an npmlp MLP. Got {type(net).__name__} instead.")
@@ -372,11 +371,11 @@ def save_model(directory: PathLike, net: MLP, *, training: Mapping[str, Any] | N
         "arrays": _describe(net.params),
         "sha256": arrays_sha256(net.params),
     }
-    text = _json_text(config, directory / CONFIG_FILE)
+    text = json_text(config, directory / CONFIG_FILE)
     embedded = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     directory.mkdir(parents=True, exist_ok=True)
     # NOTE: model.npz is renamed first and is the commit point: it carries its own config.
-    with _staged([(directory / MODEL_FILE, "wb"), (directory / CONFIG_FILE, "w")]) as (f_npz, f_config):
+    with staged([(directory / MODEL_FILE, "wb"), (directory / CONFIG_FILE, "w")]) as (f_npz, f_config):
         members: dict[str, Any] = {**net.params, EMBEDDED_CONFIG: embedded}  # numpy's stubs want Any here
         np.savez(f_npz, **members)
         f_config.write(text)
@@ -568,7 +567,7 @@ def _chain(digest: str, line: bytes) -> str:
 def _history_line(row: Mapping[str, Any], path: Path) -> bytes:
     """One history row as one line of compact JSON; finite numbers only."""
     try:
-        return (json.dumps(row, separators=(",", ":"), allow_nan=False, default=_json_default) + "\n").encode()
+        return (json.dumps(row, separators=(",", ":"), allow_nan=False, default=json_default) + "\n").encode()
     except (ValueError, TypeError) as exc:
         raise type(exc)(f"cannot write {path} as JSON lines: {exc}.") from exc
 
@@ -704,22 +703,21 @@ def save_checkpoint(out_dir: PathLike, *, params: Mapping[str, NDArray[Any]],
     -------
     The checkpoint directory, as a ``Path``.
     """
-    from . import __version__
 
     arrays = _checkpoint_arrays(params, state)
     checkpoint = Path(out_dir) / CHECKPOINT_DIR
-    meta = json.loads(_json_text(meta, checkpoint / META_FILE))  # as load_checkpoint will see it
+    meta = json.loads(json_text(meta, checkpoint / META_FILE))  # as load_checkpoint will see it
     digest = arrays_sha256(arrays)
     arrays_file = f"arrays-{digest[:16]}.npz"
     doc: dict[str, Any] = {"format_version": CHECKPOINT_FORMAT_VERSION, "npmlp_version": __version__,
                            "arrays_file": arrays_file, "arrays": _describe(arrays), "sha256": digest,
                            "meta_sha256": _json_sha256(meta), "meta": meta}
-    _json_text(doc, checkpoint / META_FILE)  # refuse what JSON cannot hold before writing anything
+    json_text(doc, checkpoint / META_FILE)  # refuse what JSON cannot hold before writing anything
     checkpoint.mkdir(parents=True, exist_ok=True)
     doc["history"] = _append_history(checkpoint, history)
     keep = {arrays_file, doc["history"]["file"]}
-    text = _json_text(doc, checkpoint / META_FILE)
-    with _staged([(checkpoint / arrays_file, "wb"), (checkpoint / META_FILE, "w")]) as (f_arrays, f_meta):
+    text = json_text(doc, checkpoint / META_FILE)
+    with staged([(checkpoint / arrays_file, "wb"), (checkpoint / META_FILE, "w")]) as (f_arrays, f_meta):
         members: dict[str, Any] = dict(arrays)  # numpy's stubs want Any here
         np.savez(f_arrays, **members)
         f_meta.write(text)
@@ -798,7 +796,7 @@ def remove_checkpoint(out_dir: PathLike) -> None:
         return
     with suppress(FileNotFoundError):
         (checkpoint / META_FILE).unlink()
-    _fsync_dir(checkpoint)
+    fsync_dir(checkpoint)
     _remove_stale(checkpoint, keep=set())
     with suppress(OSError):
         checkpoint.rmdir()

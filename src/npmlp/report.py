@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._version import __version__
 from .atomicfile import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -590,6 +591,4 @@ def _section_ids(sections: Sequence[Section]) -> list[str]:
 
 
 def _version() -> str:
-    from . import __version__  # late: the package may one day import this module
-
     return __version__

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .atomicfile import LOCK_FILE, _fsync_dir, atomic_write_json, atomic_write_text, locked_directory
+from .atomicfile import LOCK_FILE, atomic_write_json, atomic_write_text, fsync_dir, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
 from .errors import ModelFileError, RunDirectoryError
 from .persistence import (
@@ -111,7 +111,6 @@ def stop_on_signals(trainer: Trainer) -> Iterator[None]:
 
     def request_stop(signum: int, frame: Any) -> None:
         trainer.stop_requested = True
-        trainer.stop_signal = signum  # type: ignore[attr-defined]
 
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may handle signals (e.g. a Dask worker's task thread)
@@ -237,7 +236,7 @@ def publish(staging: Path, out: Path, *, first: Sequence[str] = (MODEL_FILE, "co
         os.replace(staging / MANIFEST_FILE, out / MANIFEST_FILE)
     else:
         write_manifest(out, new)
-    _fsync_dir(out)
+    fsync_dir(out)
     shutil.rmtree(staging, ignore_errors=True)  # its lock file and empty folders
 
 

@@ -68,7 +68,7 @@ from .atomicfile import atomic_write_text, locked_directory
 from .plots import Panel
 from .runs import DataSpec
 from .settings import applies, declared
-from .training import SPLITS, TrainConfig, Trainer, TrainResult, train
+from .training import SPLITS, TrainConfig, Trainer, train
 
 INSTALL_HINT = "sweeps need joblib: pip install 'npmlp[sweep]'"
 DASK_HINT = "--scheduler needs dask.distributed: pip install 'npmlp[dask]'"
@@ -348,13 +348,6 @@ def _time_budget(seconds: float | None) -> Callable[[Trainer], None] | None:
     return check
 
 
-def _kept_row(result: TrainResult) -> Mapping[str, Any]:
-    """The history row of the parameters the result holds (the best epoch's with early stopping)."""
-    if result.best_epoch:
-        return result.history[result.best_epoch - 1]
-    return result.history[-1] if result.history else {}
-
-
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -366,7 +359,7 @@ def _train_trial(trial: Mapping[str, Any], max_seconds: float | None, prefetch: 
     result = train(dataset.splits(), config, on_epoch=_time_budget(max_seconds), prefetch=prefetch)
     if not result.history:  # diverged in the first epoch: nothing to rank
         raise ArithmeticError(result.message or f"training stopped ({result.stopped_because}) before one epoch ended")
-    row = _kept_row(result)
+    row = result.kept_row()
     return {
         "metrics": {f"{s}_{k}": _finite(row.get(f"{s}_{k}")) for s in SPLITS for k in ("loss", "error")},
         "final": {k: _finite(v) for k, v in result.final().items()},

@@ -116,9 +116,15 @@ class TrainResult:
     def epochs_run(self) -> int:
         return len(self.history)
 
+    def kept_row(self) -> dict[str, Any]:
+        """The history row of the returned parameters (the best epoch's with early stopping); {} without one."""
+        if self.best_epoch:
+            return self.history[self.best_epoch - 1]
+        return self.history[-1] if self.history else {}
+
     def final(self) -> dict[str, float | None]:
         """Errors of the returned parameters (the best epoch's with early stopping)."""
-        row = self.history[self.best_epoch - 1] if self.best_epoch else (self.history[-1] if self.history else {})
+        row = self.kept_row()
         return {f"{s}_error": row.get(f"{s}_error") for s in SPLITS}
 
 
