@@ -135,3 +135,64 @@ def test_labels_of_one_class_are_refused(tmp_path: Path, capsys) -> None:
     np.savetxt(path, np.column_stack([np.arange(20.0), np.full(20, 4)]), delimiter=",", fmt="%g")
     assert main(["train", "--dataset", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "holds one class" in capsys.readouterr().err
+
+
+# -- case 7, the data half: --resume checks the data is the run's own ---------------------
+def interrupted_run(tmp_path: Path, capsys, monkeypatch) -> Path:
+    """An interrupted CSV run in tmp_path/r1 (stopped after its first minibatch, as by Ctrl-C)."""
+    from contextlib import contextmanager
+
+    from npmlp import runs
+
+    @contextmanager
+    def stop(trainer):
+        trainer.stop_requested = True
+        yield
+
+    monkeypatch.chdir(tmp_path)
+    moons_csv(tmp_path / "moons.csv")
+    monkeypatch.setattr(runs, "stop_on_signals", stop)
+    assert main(["train", "--dataset", "moons.csv", "--epochs", "3", "--out", "r1", "--quiet", "--no-pictures"]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    return tmp_path / "r1"
+
+
+def test_resume_refuses_a_changed_data_file(tmp_path: Path, capsys, monkeypatch) -> None:
+    out = interrupted_run(tmp_path, capsys, monkeypatch)
+    path = tmp_path / "moons.csv"
+    path.write_text(path.read_text().replace("0.", "0.1", 1))
+    assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "has changed since the run" in err[-1] and "fingerprint" in err[-1]
+    assert (out / "checkpoint").is_dir()  # nothing lost
+
+
+def test_resume_from_another_directory_reads_the_run_data(tmp_path: Path, capsys, monkeypatch) -> None:
+    # The relative path of the run's data used to be resolved again from the new working directory.
+    out = interrupted_run(tmp_path, capsys, monkeypatch)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "moons.csv").write_text("1,2,0\n3,4,1\n")  # a different file of the same name
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", "--resume", "--out", str(out), "--quiet", "--no-pictures"]) == 0
+    assert json.loads((out / "config.json").read_text())["data"]["resolved"] == str(tmp_path / "moons.csv")
+
+
+def test_resume_on_another_stack_says_what_differs(tmp_path: Path, capsys, monkeypatch) -> None:
+    from npmlp import runs
+
+    out = interrupted_run(tmp_path, capsys, monkeypatch)
+    real = runs.software_stack()
+    monkeypatch.setattr(runs, "software_stack", lambda: {**real, "numpy": "0.0-other"})
+    assert main(["train", "--resume", "--out", str(out), "--quiet", "--no-pictures"]) == 0
+    err = capsys.readouterr().err
+    assert f"numpy {real['numpy']} -> 0.0-other" in err and "bit for bit" in err
+
+
+def test_a_run_records_its_software_stack(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    moons_csv(tmp_path / "moons.csv")
+    assert main(["train", "--dataset", "moons.csv", "--epochs", "3", "--out", "r1", "--quiet", "--no-pictures"]) == 0
+    stack = json.loads((tmp_path / "r1" / "config.json").read_text())["stack"]
+    assert stack["numpy"] == np.__version__ and set(stack["blas"]) == {"internal_api", "version", "architecture",
+                                                                         "num_threads"}

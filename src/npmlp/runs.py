@@ -21,6 +21,7 @@ import io
 import itertools
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -29,13 +30,16 @@ import tempfile
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from ._version import __version__
 from .atomicfile import LOCK_FILE, atomic_write_json, atomic_write_text, fsync_dir, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
-from .errors import ModelFileError, RunDirectoryError
+from .errors import DataError, ModelFileError, RunDirectoryError
 from .persistence import (
     CHECKPOINT_DIR,
     META_FILE,
@@ -75,18 +79,50 @@ class DataSpec:
         return {**asdict(self), "resolved": resolved, **dataset.identity}
 
 
-def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec) -> None:
+def software_stack() -> dict[str, Any]:
+    """What a run computed with: npmlp, Python, NumPy, the BLAS (library, version, kernel, threads), the CPU.
+
+    Bit-for-bit reproducibility (a resumed run equal to an uninterrupted one) is only
+    promised on the same stack: a different NumPy or BLAS kernel may round differently.
+    """
+    from .bench_machine import blas_libraries
+
+    blas = (blas_libraries() or [{}])[0]
+    return {"npmlp": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "blas": {k: blas.get(k) for k in ("internal_api", "version", "architecture", "num_threads")},
+            "machine": platform.machine()}
+
+
+def stack_differences(recorded: Any, now: Mapping[str, Any]) -> list[str]:
+    """``"numpy 2.4.6 -> 2.5.0"`` for each fact of the stack that changed (nothing for an old record)."""
+    if not isinstance(recorded, Mapping):
+        return []
+    was, is_ = _flat_stack(recorded), _flat_stack(now)
+    return [f"{k} {was.get(k)} -> {v}" for k, v in is_.items() if k in was and was[k] != v]
+
+
+def _flat_stack(stack: Mapping[str, Any]) -> dict[str, Any]:
+    blas = stack.get("blas")
+    return {**{k: v for k, v in stack.items() if k != "blas"},
+            **{f"BLAS {k}": v for k, v in (blas.items() if isinstance(blas, Mapping) else ())}}
+
+
+def write_checkpoint(out: Path, trainer: Trainer, config: TrainConfig, data: DataSpec,
+                     record: Mapping[str, Any] | None = None) -> None:
     """Save everything :func:`resume_trainer` needs into ``out/checkpoint/``.
 
-    ``meta.json`` holds the settings and the trainer's small state; the history is appended
-    to the checkpoint's history file, so a checkpoint costs the same in every epoch.
+    ``meta.json`` holds the settings, the data's identity (``record``, see
+    :meth:`DataSpec.record`), the software stack and the trainer's small state; the
+    history is appended to the checkpoint's history file, so a checkpoint costs the same
+    in every epoch.
     """
     arrays, state = trainer.state_dict()
-    meta = {"config": config.to_dict(), "data": data.__dict__, **state}
+    meta = {"config": config.to_dict(), "data": asdict(data), "data_record": dict(record or {}),
+            "stack": software_stack(), **state}
     save_checkpoint(out, params=trainer.net.params, state=arrays, meta=meta, history=trainer.state.history)
 
 
-def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
+def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec, dict[str, Any]]:
     """Rebuild the trainer of an interrupted run from ``out/checkpoint/``, exactly as it was.
 
     Every field is checked: an edited checkpoint gives a one-line :class:`ModelFileError`.
@@ -102,7 +138,7 @@ def resume_trainer(out: Path) -> tuple[Trainer, TrainConfig, DataSpec]:
         raise ModelFileError(f"{where} holds unusable settings: {exc}") from exc
     if not isinstance(data.dataset, str):
         raise ModelFileError(f"{where}: 'meta.data.dataset' must be a string. Got {data.dataset!r:.80} instead.")
-    return Trainer.from_state(config, ck.params, ck.state, meta, ck.history, where=where), config, data
+    return Trainer.from_state(config, ck.params, ck.state, meta, ck.history, where=where), config, data, meta
 
 
 @contextmanager
@@ -319,16 +355,40 @@ def resumed_config(saved: TrainConfig, saved_data: DataSpec, asked: TrainConfig,
 
 
 def _start_resume(out: Path, config: TrainConfig, data: DataSpec, given: Collection[str]
-                  ) -> tuple[Trainer, TrainConfig, DataSpec]:
+                  ) -> tuple[Trainer, TrainConfig, DataSpec, Any]:
+    """The interrupted run's trainer, settings and data (its path as resolved when the run began), and
+    the data's record to check the loaded data against."""
     state = directory_state(out)
     if state != "resumable":
         why = ("has finished: nothing to resume. Train without --resume (with --overwrite) to start afresh"
                if state == "finished" else "holds no checkpoint: train without --resume to start afresh")
         raise RunDirectoryError(f"the run in {out} {why}.")
-    trainer, saved, saved_data = resume_trainer(out)
+    trainer, saved, saved_data, meta = resume_trainer(out)
     trainer.config = config = resumed_config(saved, saved_data, config, data, given, out=out)
     print(f"resuming {out} at epoch {trainer.state.epoch + 1} (minibatch {trainer.state.batch})", file=sys.stderr)
-    return trainer, config, saved_data
+    changed = stack_differences(meta.get("stack"), software_stack())
+    if changed:
+        print(f"npmlp train: note: resuming on another software stack ({'; '.join(changed)}): the run continues, "
+              "but is not promised to match an uninterrupted one bit for bit.", file=sys.stderr)
+    record = meta.get("data_record")
+    if isinstance(record, Mapping) and isinstance(record.get("resolved"), str):
+        saved_data = replace(saved_data, dataset=record["resolved"])  # not resolved again from a new directory
+    return trainer, config, saved_data, record
+
+
+def check_resumed_data(out: Path, dataset: Dataset, record: Any) -> None:
+    """Refuse to resume on data other than the run's own (its fingerprint and split, as the checkpoint records)."""
+    if not isinstance(record, Mapping) or "sha256" not in record:
+        return  # a checkpoint written before fingerprints: nothing to compare
+    now = dataset.identity
+    split: Mapping[str, Any] = record["split"] if isinstance(record.get("split"), Mapping) else {}
+    if now.get("sha256") != record["sha256"]:
+        raise DataError(f"{dataset.source or dataset.name} has changed since the run in {out} started (its data "
+                        "fingerprint differs): resuming on other data would mix two data sets in one history. "
+                        "Restore the file, or train afresh with --overwrite.")
+    if now.get("split", {}).get("rows_sha256") != split.get("rows_sha256"):
+        raise DataError(f"cannot redraw the split of the run in {out} (the row indices differ: another NumPy "
+                        "version?); resuming would train on other rows.")
 
 
 def run(
@@ -367,7 +427,7 @@ def run(
             held.enter_context(locked_directory(out))
         trainer: Trainer | None = None
         if resume and out is not None:
-            trainer, config, data = _start_resume(out, config, data, given)
+            trainer, config, data, record = _start_resume(out, config, data, given)
         if dataset is None:
             dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
         if out is None and runs_root is not None:
@@ -385,7 +445,9 @@ def run(
                 write_manifest(out, [])
         if trainer is None:
             trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
-        elif trainer.net.sizes[0] != dataset.n_features:
+        elif out is not None:
+            check_resumed_data(out, dataset, record)
+        if trainer.net.sizes[0] != dataset.n_features:
             raise ValueError(f"the checkpoint in {out} expects {trainer.net.sizes[0]} features; "
                              f"{data.dataset} has {dataset.n_features}.")
         try:
@@ -401,7 +463,8 @@ def run(
 
 def _train_into(work: Path | None, trainer: Trainer, config: TrainConfig, data: DataSpec, dataset: Dataset,
                 *, progress: bool) -> TrainResult:
-    save = (lambda t: write_checkpoint(work, t, config, data)) if work is not None else None
+    record = data.record(dataset)
+    save = (lambda t: write_checkpoint(work, t, config, data, record)) if work is not None else None
     with stop_on_signals(trainer):
         return train(dataset.splits(), config, trainer=trainer, progress=progress, on_epoch=save)
 
@@ -455,7 +518,8 @@ def write_outputs(out: Path, result: TrainResult, dataset: Dataset, config: Trai
                   *, pictures: bool = True) -> list[str]:
     """Model, history, report and (when matplotlib is installed) pictures into ``out``; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
-    save_model(out, result.net, training={**config.to_dict(), **asdict(data)}, extra={"data": data.record(dataset)})
+    save_model(out, result.net, training={**config.to_dict(), **asdict(data)},
+               extra={"data": data.record(dataset), "stack": software_stack()})
     files = [MODEL_FILE, "config.json", *write_history(out, result.history)]
     if pictures and result.history:
         from .report import run_report
