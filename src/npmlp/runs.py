@@ -510,6 +510,9 @@ def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str
         "best_epoch": result.best_epoch,
         "history": result.history,
         "final": result.final(),
+        "no_progress": result.no_progress,
+        "majority_error": result.majority_error,
+        "message": result.message or None,
         "out": str(out) if out is not None else None,
     }
 
