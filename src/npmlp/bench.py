@@ -66,8 +66,8 @@ __all__ = ["BASE", "IMPLS", "PRESETS", "BenchOptions", "Epoch", "Problem", "benc
            "gemm_arrays", "gemm_epoch", "interleave", "npmlp_epoch", "pinned_threads", "run_bench", "summarize",
            "training_data"]
 
-#: The issue's two configurations: the seed's network (with its elastic net), and a wide
-#: one in float32 (the issue gives it no penalty; "B+pen" adds the seed's, to show its cost).
+#: The issue's two configurations: the assignment's network (with its elastic net), and a wide
+#: one in float32 (the issue gives it no penalty; "B+pen" adds the assignment's, to show its cost).
 PRESETS: dict[str, dict[str, Any]] = {
     "A": {"hidden": (10,), "dtype": "float64", "l1": 1e-3, "l2": 1e-3},
     "B": {"hidden": (512,), "dtype": "float32", "l1": 0.0, "l2": 0.0},

@@ -361,7 +361,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("bench", help="seconds per epoch: matrix vs loop, the GEMM limit, scikit-learn and PyTorch",
                        description="Times one training epoch of each implementation, interleaved in one run, "
                                    "and prints medians, ranges and ratios. Default: the configurations A (the "
-                                   "seed's: dh=10 float64, elastic net 1e-3), B (dh=512 float32) and B+pen.")
+                                   "assignment's: dh=10 float64, elastic net 1e-3), B (dh=512 float32) and B+pen.")
     _common(p)
     p.add_argument("--dataset", default="fashion-mnist", metavar="D", help="data set (default fashion-mnist)")
     p.add_argument("--data-dir", default=None, metavar="DIR")
@@ -434,8 +434,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 # -- demo ----------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="run the seed's experiments end to end",
-                       description="The main job: the seed's part 3 on this machine.")
+    p = sub.add_parser("demo", help="run the assignment's experiments end to end",
+                       description="The main job: part 3 of the assignment (IFT 6390, assignment 3) on this machine.")
     _common(p)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="where to look for MNIST first")

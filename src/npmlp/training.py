@@ -1,6 +1,6 @@
 """Minibatch gradient descent: the epoch loop, history, stopping rules and resumable state.
 
-Seed 2.6 and part 3: shuffled minibatches of size K (the last, partial one included),
+The assignment's question 2.6 and part 3: shuffled minibatches of size K (the last, partial one included),
 ``theta <- theta - eta_t * grad`` (or momentum, Nesterov, Adam), for a number of
 epochs or until ``||theta_{t+1} - theta_t|| < epsilon`` (measured here across one
 epoch), with optional early stopping on the validation error.
