@@ -201,7 +201,8 @@ def test_net_is_the_best_epoch_even_when_the_run_later_diverges() -> None:
     with pytest.warns(ConvergenceWarning, match=r"diverged .* kept the parameters of epoch \d+"):
         clf.fit(X, y)
     assert clf.stopped_because_ == "diverged" and clf.best_epoch_ < clf.n_iter_
-    valid = clf._splits(X, y, clf.train_config(seed=0), None)[0]["valid"]  # the rows fit held out (random_state=0: the seed)
+    # the rows fit held out (random_state=0: the seed)
+    valid = clf._splits(X, y, clf.train_config(seed=0), None)[0]["valid"]
     error = float(np.mean(clf.predict(valid[0]) != valid[1]))
     assert error == pytest.approx(1 - clf.validation_scores_[clf.best_epoch_ - 1])
     assert clf.validation_scores_[clf.best_epoch_ - 1] == max(clf.validation_scores_)
@@ -273,6 +274,31 @@ def test_load_reads_an_npmlp_train_run(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["predict", "--json", "--proba", "--model", str(out), str(tmp_path / "x.npy")]) == 0
     np.testing.assert_array_equal(clf.predict_proba(X), json.loads(capsys.readouterr().out)["probabilities"])
+    history = json.loads((out / "history.json").read_text())
+    assert clf.loss_curve_ == [row["train_loss"] for row in history] and clf.n_iter_ == len(history) == 20
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.stopped_because_ == "max_epochs"
+    assert clf.validation_scores_ is None and clf.best_epoch_ == 20
+    clf.partial_fit(X, (X[:, 0] > 0).astype(int))  # the epochs count on from the run's
+    assert clf.n_iter_ == 21
+
+
+def test_load_reads_an_early_stopped_runs_validation_scores_and_refuses_a_damaged_history(tmp_path, capsys) -> None:
+    from npmlp.cli import main
+    from npmlp.errors import ModelFileError
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "circles", "--hidden", "6", "--epochs", "30", "--lr", "0.1", "--out", str(out),
+                 "--no-pictures", "--quiet", "--early-stopping", "3"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    clf = MLPClassifier.load(out / "model.npz")  # a model file finds its run's history beside it
+    errors = [row["valid_error"] for row in history]
+    assert clf.validation_scores_ == [1 - e for e in errors] and clf.best_loss_ is None
+    assert clf.best_epoch_ == 1 + errors.index(min(errors))
+    assert clf.stopped_because_ in ("early_stopping", "max_epochs") and clf.n_iter_ == len(history)
+    for bad in ([{"epoch": 2, "train_loss": 0.5}], [{"epoch": 1, "train_loss": "x"}], {"epoch": 1}):
+        (out / "history.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelFileError, match="history.json"):
+            MLPClassifier.load(out)
 
 
 def test_npmlp_predict_reads_a_saved_estimator(tmp_path, capsys) -> None:

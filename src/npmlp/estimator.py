@@ -13,10 +13,12 @@ scikit-learn is an optional extra (``pip install 'npmlp[sklearn]'``), imported o
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import numbers
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from . import functions as F
 from .errors import ModelFileError
 from .model import Model
 from .network import MLP, check_weights, resolve_dtype
+from .persistence import read_run_history
 from .preprocess import LabelMap, Standardizer
 from .settings import declared
 from .training import TrainConfig, Trainer, TrainResult, train
@@ -68,6 +71,31 @@ class _LossPlateau:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _run_record(directory: str | os.PathLike[str], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fit record of an ``npmlp train`` run, in :meth:`MLPClassifier.save`'s terms, from its ``history.json``
+    and manifest (an empty record when the directory has no history)."""
+    history = read_run_history(directory)
+    if not history:
+        return {}
+    from .runs import MANIFEST_FILE  # the run directory's own record of why it stopped
+
+    where = Path(directory)
+    manifest = (where if where.is_dir() else where.parent) / MANIFEST_FILE
+    try:
+        stopped = json.loads(manifest.read_text(encoding="utf-8")).get("stopped_because")
+    except (OSError, ValueError, AttributeError):
+        stopped = None
+    training = config.get("training")
+    early = isinstance(training, dict) and training.get("early_stopping") is not None
+    errors = [row.get("valid_error") for row in history]
+    scores = [1 - e for e in errors] if early and all(isinstance(e, (int, float)) for e in errors) else None
+    return {"loss_curve": [row["train_loss"] for row in history], "validation_scores": scores,
+            "best_loss": None if scores else min(row["train_loss"] for row in history),
+            # the run kept its first epoch with the lowest validation error (npmlp.training._stopping)
+            "best_epoch": 1 + scores.index(max(scores)) if scores else len(history),
+            "stopped_because": stopped if isinstance(stopped, str) else "unknown"}
 
 
 def _one_epoch(trainer: Trainer) -> None:
@@ -357,7 +385,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         cw = self.class_weight
         if sample_weight is None and cw is None:
             return None  # the unweighted code path, unchanged
-        w = np.ones(len(codes)) if sample_weight is None else check_weights(sample_weight, len(codes), np.dtype(np.float64))
+        w: NDArray[np.float64] = np.ones(len(codes))
+        if sample_weight is not None:
+            w = check_weights(sample_weight, len(codes), np.dtype(np.float64)).astype(np.float64, copy=False)
         if cw is not None:
             w = w * self._class_weights(cw, w, codes, classes, balanced_ok)[codes]
         if not w.any():
@@ -522,17 +552,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             est.train_config()
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{directory}: the recorded settings are not an MLPClassifier's: {exc}") from exc
-        est._set_model(model)
+        est._set_model(model, directory)
         return est
 
-    def _set_model(self, model: Model) -> None:
-        """The fitted attributes of a loaded model and its fit record."""
+    def _set_model(self, model: Model, directory: str | os.PathLike[str]) -> None:
+        """The fitted attributes of a loaded model and its fit record (an ``npmlp train`` run's: its history)."""
         self.net_, self._scaler, self.n_features_in_ = model.net, model.scaler, model.n_features
         self.classes_ = np.asarray(model.classes)
         if model.feature_names is not None:
             self.feature_names_in_ = np.asarray(model.feature_names, dtype=object)
         record = model.config.get("fit")
-        fit: dict[str, Any] = record if isinstance(record, dict) else {}
+        fit: dict[str, Any] = record if isinstance(record, dict) else _run_record(directory, model.config)
         self.loss_curve_ = [float(v) for v in fit.get("loss_curve") or []]
         scores = fit.get("validation_scores")
         self.validation_scores_ = [float(v) for v in scores] if isinstance(scores, list) else None

@@ -511,7 +511,8 @@ def _check_split_weights(weights: Mapping[str, ArrayLike], splits: Mapping[str, 
     """Each split's weights checked against its rows, in the network's dtype; the training rows' not all 0."""
     unknown = sorted(set(weights) - set(splits))
     if unknown:
-        raise ValueError(f"weights name splits that are not there: {', '.join(unknown)}. Got splits {', '.join(splits)}.")
+        raise ValueError(f"weights name splits that are not there: {', '.join(unknown)}. "
+                         f"Got splits {', '.join(splits)}.")
     checked = {k: check_weights(w, splits[k][0].shape[0], net.dtype) for k, w in weights.items()}
     if "train" in checked and splits["train"][0].shape[0] and not checked["train"].any():
         raise ValueError("the training rows' sample weights are all zero: there is nothing to learn from.")
@@ -553,11 +554,12 @@ def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch
             return _result(trainer, "interrupted", before)
         row: dict[str, Any] = {"epoch": st.epoch + 1, "lr": trainer.lr_at(st.epoch)}
         for s in SPLITS:
+            measured: tuple[float, float] | tuple[None, None] = (None, None)
             if s == "train" and config.train_metrics == "running":  # what the epoch's steps saw
-                loss, err = st.tally.means()
-            else:
-                loss, err = evaluate(net, *splits[s], weights=weights.get(s)) if s in splits else (None, None)
-            row[f"{s}_loss"], row[f"{s}_error"] = loss, err
+                measured = st.tally.means()
+            elif s in splits:
+                measured = evaluate(net, *splits[s], weights=weights.get(s))
+            row[f"{s}_loss"], row[f"{s}_error"] = measured
         row["seconds"] = seconds
         if diverged(net, row["train_loss"]):
             kept = st.best_epoch if config.early_stopping and st.best_params is not None else st.epoch
