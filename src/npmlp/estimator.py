@@ -89,8 +89,8 @@ def _run_record(directory: str | os.PathLike[str], config: Mapping[str, Any]) ->
         stopped = None
     training = config.get("training")
     early = isinstance(training, dict) and training.get("early_stopping") is not None
-    errors = [row.get("valid_error") for row in history]
-    scores = [1 - e for e in errors] if early and all(isinstance(e, (int, float)) for e in errors) else None
+    errors = [e for e in (row.get("valid_error") for row in history) if isinstance(e, (int, float))]
+    scores = [1 - e for e in errors] if early and len(errors) == len(history) else None
     return {"loss_curve": [row["train_loss"] for row in history], "validation_scores": scores,
             "best_loss": None if scores else min(row["train_loss"] for row in history),
             # the run kept its first epoch with the lowest validation error (npmlp.training._stopping)
