@@ -278,10 +278,16 @@ def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> ND
     return np.sort(rng.choice(size, size=max_entries, replace=False))
 
 
+def _analytic(net: MLP, X: Array, y: Labels, w: Array | None, gradient_fn: GradientFn | None,
+              inputs: bool) -> dict[str, Array]:
+    """The gradients to check: ``gradient_fn``'s or :meth:`MLP.gradients` (weighted by ``w``), and ``x``'s."""
+    analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b, sample_weight=w)))(net, X, y)
+    return {**analytic, "x": net.grad_x(X, y, w)} if inputs else analytic
+
+
 def check_gradients(
     net: MLP,
-    X: Array,
-    y: Labels,
+    X: Array, y: Labels,
     *,
     method: str = DEFAULT_METHOD,
     step: float | None = None,
@@ -314,8 +320,7 @@ def check_gradients(
     inputs : bool
         Also check the gradient with respect to ``X`` (:meth:`MLP.grad_x`), reported as ``x``.
     sample_weight : array of shape (n,), optional
-        Per-row weights >= 0: the objective is the weighted mean loss plus the penalty, and
-        the analytic gradients are :meth:`MLP.gradients`'s with these weights.
+        Per-row weights >= 0: check the weighted mean loss plus the penalty (see :func:`npmlp.network.nll`).
 
     Returns
     -------
@@ -329,12 +334,9 @@ def check_gradients(
     h, tol = _step_and_tol(stencil, net.dtype, step, tol)
     rng = np.random.default_rng(0) if rng is None else rng
     w = None if sample_weight is None else check_weights(sample_weight, X.shape[0], net.dtype)
-    analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b, sample_weight=w)))(net, X, y_checked)
-    if inputs:
-        analytic = {**analytic, "x": net.grad_x(X, y_checked, w)}
+    analytic = _analytic(net, X, y_checked, w, gradient_fn, inputs)
     copy = _widest(net) if stencil.wide else _copy(net)
-    Xc = X.astype(copy.dtype)  # a copy: the input check perturbs it
-    wc = None if w is None else w.astype(copy.dtype)
+    Xc, wc = X.astype(copy.dtype), None if w is None else w.astype(copy.dtype)  # copies: the input check perturbs X
     targets = {**copy.params, **({"x": Xc} if inputs else {})}
     results = {
         name: _check_array(name, A, analytic[name], copy, Xc, y_checked, wc, h=h, stencil=stencil,
