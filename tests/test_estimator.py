@@ -438,3 +438,13 @@ def test_the_estimators_loss_curve_is_the_running_minibatch_loss() -> None:
     for name, P in clf.net_.params.items():  # how the loss is measured changes no parameter
         np.testing.assert_array_equal(exact.net_.params[name], P)
     assert clf.train_metrics == "running" and clf.loss_curve_ != exact.loss_curve_
+
+
+def test_save_and_load_keep_class_weight_with_its_label_types(tmp_path) -> None:
+    X, codes = blobs(60)
+    for y, cw in ((codes, {np.int64(0): 2.0, 2: 0.5}), (np.array(["emu", "cat", "dog"])[codes], {"cat": 3})):
+        clf = MLPClassifier(**FAST, class_weight=cw).fit(X, y)
+        loaded = MLPClassifier.load(clf.save(tmp_path / str(len(cw))))
+        assert loaded.class_weight == {(k.item() if isinstance(k, np.generic) else k): v for k, v in cw.items()}
+        refit = MLPClassifier(**loaded.get_params()).fit(X, y)
+        np.testing.assert_array_equal(refit.predict_proba(X), clf.predict_proba(X))

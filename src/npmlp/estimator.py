@@ -525,6 +525,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         model = Model(self.net_, self._scaler, LabelMap(tuple(labels)),
                       None if names is None else [str(n) for n in names])
         estimator = {name: getattr(self, name) for name in PARAMETERS if name not in declared(TrainConfig)}
+        if isinstance(self.class_weight, dict):  # JSON keys are strings: kept as [label, weight] pairs instead
+            estimator["class_weight"] = [[k.item() if isinstance(k, np.generic) else k, float(v)]
+                                         for k, v in self.class_weight.items()]
         estimator.update(tol=self.tol, early_stopping=self.early_stopping, random_state=self._seed_used)
         fit = {"loss_curve": self.loss_curve_, "validation_scores": self.validation_scores_,
                "best_loss": self.best_loss_, "best_epoch": self.best_epoch_, "stopped_because": self.stopped_because_}
@@ -547,6 +550,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         params.setdefault("train_metrics", "exact")  # a record without it measured the exact loss
         params["random_state"] = training.get("seed")
         params.update(own if isinstance(own, dict) else {"tol": 0.0, "early_stopping": training.get("early_stopping")})
+        pairs = params.get("class_weight")
+        if isinstance(pairs, list):
+            try:
+                params["class_weight"] = {label: weight for label, weight in pairs}
+            except (TypeError, ValueError):
+                raise ModelFileError(f"{directory}: class_weight must be [label, weight] pairs. "
+                                     f"Got {pairs!r:.80}.") from None
         try:
             est = cls(**{k: tuple(v) if k == "hidden" else v for k, v in params.items() if k in PARAMETERS})
             est.train_config()
