@@ -19,11 +19,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from npmlp.estimator import MLPClassifier  # noqa: E402
 from npmlp.training import TrainConfig, train  # noqa: E402
 
-#: Small settings that keep each of scikit-learn's checks to a fraction of a second.
+#: Small settings that keep each test to a fraction of a second.
 FAST = dict(hidden=(16,), lr=0.01, batch_size=16, epochs=20, random_state=0)
+#: scikit-learn's checks: full-batch steps (its data sets have at most a few hundred rows), so that
+#: a fit is deterministic in the way its sample-weight checks need: with minibatches, repeating a
+#: row changes which rows share a minibatch, which weighting it cannot.
+CHECKED = dict(hidden=(16,), lr=0.03, batch_size=1000, epochs=60, random_state=0)
 
 
-@parametrize_with_checks([MLPClassifier(**FAST)])
+@parametrize_with_checks([MLPClassifier(**CHECKED)])
 def test_scikit_learn_estimator_checks(estimator: MLPClassifier, check) -> None:
     check(estimator)
 
@@ -50,7 +54,7 @@ def test_fit_is_train_with_the_same_seed() -> None:
     clf = MLPClassifier(hidden=(8, 5), activation="tanh", l2=1e-3, optimizer="momentum", lr=0.05, batch_size=7,
                         epochs=4, random_state=3).fit(X, y)
     config = TrainConfig(hidden=[8, 5], activation="tanh", l2=1e-3, optimizer="momentum", lr=0.05, batch_size=7,
-                         epochs=4, seed=3)
+                         epochs=4, seed=3, train_metrics="running")
     result = train({"train": (X, y)}, config)
     for name, P in result.net.params.items():
         np.testing.assert_array_equal(clf.net_.params[name], P)
@@ -197,7 +201,8 @@ def test_net_is_the_best_epoch_even_when_the_run_later_diverges() -> None:
     with pytest.warns(ConvergenceWarning, match=r"diverged .* kept the parameters of epoch \d+"):
         clf.fit(X, y)
     assert clf.stopped_because_ == "diverged" and clf.best_epoch_ < clf.n_iter_
-    valid = clf._splits(X, y, clf.train_config(seed=0))["valid"]  # the rows fit held out (random_state=0: the seed)
+    # the rows fit held out (random_state=0: the seed)
+    valid = clf._splits(X, y, clf.train_config(seed=0), None)[0]["valid"]
     error = float(np.mean(clf.predict(valid[0]) != valid[1]))
     assert error == pytest.approx(1 - clf.validation_scores_[clf.best_epoch_ - 1])
     assert clf.validation_scores_[clf.best_epoch_ - 1] == max(clf.validation_scores_)
@@ -269,6 +274,31 @@ def test_load_reads_an_npmlp_train_run(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["predict", "--json", "--proba", "--model", str(out), str(tmp_path / "x.npy")]) == 0
     np.testing.assert_array_equal(clf.predict_proba(X), json.loads(capsys.readouterr().out)["probabilities"])
+    history = json.loads((out / "history.json").read_text())
+    assert clf.loss_curve_ == [row["train_loss"] for row in history] and clf.n_iter_ == len(history) == 20
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.stopped_because_ == "max_epochs"
+    assert clf.validation_scores_ is None and clf.best_epoch_ == 20
+    clf.partial_fit(X, (X[:, 0] > 0).astype(int))  # the epochs count on from the run's
+    assert clf.n_iter_ == 21
+
+
+def test_load_reads_an_early_stopped_runs_validation_scores_and_refuses_a_damaged_history(tmp_path, capsys) -> None:
+    from npmlp.cli import main
+    from npmlp.errors import ModelFileError
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "circles", "--hidden", "6", "--epochs", "30", "--lr", "0.1", "--out", str(out),
+                 "--no-pictures", "--quiet", "--early-stopping", "3"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    clf = MLPClassifier.load(out / "model.npz")  # a model file finds its run's history beside it
+    errors = [row["valid_error"] for row in history]
+    assert clf.validation_scores_ == [1 - e for e in errors] and clf.best_loss_ is None
+    assert clf.best_epoch_ == 1 + errors.index(min(errors))
+    assert clf.stopped_because_ in ("early_stopping", "max_epochs") and clf.n_iter_ == len(history)
+    for bad in ([{"epoch": 2, "train_loss": 0.5}], [{"epoch": 1, "train_loss": "x"}], {"epoch": 1}):
+        (out / "history.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelFileError, match="history.json"):
+            MLPClassifier.load(out)
 
 
 def test_npmlp_predict_reads_a_saved_estimator(tmp_path, capsys) -> None:
@@ -345,3 +375,76 @@ def test_verbose_shows_a_bar_only_where_someone_looks(capsys) -> None:
     X, y = blobs(30)
     MLPClassifier(**FAST, verbose=True).fit(X, y)  # stderr is no terminal under pytest: quiet
     assert capsys.readouterr().err == ""
+
+
+def test_sample_weight_counts_rows_and_class_weight_multiplies_it() -> None:
+    X, y = blobs(90, spread=0.8, seed=2)
+    w = np.arange(90) % 4  # 0 drops a row, 3 counts it three times
+    full_batch = dict(hidden=(8,), lr=0.05, batch_size=1000, epochs=15, random_state=0)
+    weighted = MLPClassifier(**full_batch).fit(X, y, sample_weight=w)
+    repeated = MLPClassifier(**full_batch).fit(X.repeat(w, axis=0), y.repeat(w))
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-9)
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-10)
+    # class_weight: the same as weighing each row by its class's weight
+    by_class = MLPClassifier(**full_batch, class_weight={0: 2.0, 2: 0.5}).fit(X, y, sample_weight=w)
+    by_rows = MLPClassifier(**full_batch).fit(X, y, sample_weight=w * np.array([2.0, 1.0, 0.5])[y])
+    np.testing.assert_array_equal(by_class.predict_proba(X), by_rows.predict_proba(X))
+    # balanced: every class carries the same total weight
+    counts = np.bincount(y[:50])
+    balanced = MLPClassifier(**full_batch, class_weight="balanced").fit(X[:50], y[:50])
+    explicit = MLPClassifier(**full_batch).fit(X[:50], y[:50], sample_weight=(50 / (3 * counts))[y[:50]])
+    np.testing.assert_allclose(balanced.predict_proba(X), explicit.predict_proba(X), rtol=1e-12)
+
+
+def test_weights_with_string_labels_minibatches_partial_fit_and_early_stopping() -> None:
+    X, codes = blobs(120, spread=0.9, seed=3)
+    y = np.array(["emu", "cat", "dog"])[codes]
+    w = 1.0 + (codes == 1)
+    clf = MLPClassifier(**FAST, class_weight={"emu": 3}).fit(X, y, sample_weight=w)
+    assert clf.score(X, y) > 0.8
+    steps = MLPClassifier(**FAST, class_weight={"cat": 2.0})
+    steps.partial_fit(X, y, classes=["cat", "dog", "emu"], sample_weight=w).partial_fit(X, y, sample_weight=w)
+    assert steps.n_iter_ == 2
+    es = MLPClassifier(**{**FAST, "epochs": 30}, early_stopping=True, n_iter_no_change=3).fit(X, y, sample_weight=w)
+    assert es.validation_scores_ is not None and len(es.validation_scores_) == es.n_iter_
+
+
+@pytest.mark.parametrize("kwargs,fit,match", [
+    ({}, {"sample_weight": np.zeros(30)}, "all zero"),
+    ({}, {"sample_weight": -np.ones(30)}, ">= 0"),
+    ({}, {"sample_weight": np.ones(29)}, "shape"),
+    ({}, {"sample_weight": (np.arange(30) % 3 == 0).astype(float)}, "at least 2 classes with a positive weight"),
+    ({"class_weight": {0: 0.0, 1: 0.0}}, {}, "at least 2 classes"),
+    ({"class_weight": {7: 1.0}}, {}, "not classes"),
+    ({"class_weight": {0: -1.0}}, {}, "finite number >= 0"),
+    ({"class_weight": "even"}, {}, "None, 'balanced' or a dict"),
+])
+def test_bad_weights_are_one_line_errors(kwargs: dict, fit: dict, match: str) -> None:
+    X, y = blobs(30)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier(**FAST, **kwargs).fit(X, y, **fit)
+
+
+def test_balanced_class_weight_is_refused_by_partial_fit() -> None:
+    X, y = blobs(30)
+    with pytest.raises(ValueError, match="'balanced' does not apply to partial_fit"):
+        MLPClassifier(**FAST, class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_the_estimators_loss_curve_is_the_running_minibatch_loss() -> None:
+    X, y = blobs(90)
+    clf = MLPClassifier(**{**FAST, "epochs": 3}).fit(X, y)
+    exact = MLPClassifier(**{**FAST, "epochs": 3}, train_metrics="exact").fit(X, y)
+    for name, P in clf.net_.params.items():  # how the loss is measured changes no parameter
+        np.testing.assert_array_equal(exact.net_.params[name], P)
+    assert clf.train_metrics == "running" and clf.loss_curve_ != exact.loss_curve_
+
+
+def test_save_and_load_keep_class_weight_with_its_label_types(tmp_path) -> None:
+    X, codes = blobs(60)
+    for y, cw in ((codes, {np.int64(0): 2.0, 2: 0.5}), (np.array(["emu", "cat", "dog"])[codes], {"cat": 3})):
+        clf = MLPClassifier(**FAST, class_weight=cw).fit(X, y)
+        loaded = MLPClassifier.load(clf.save(tmp_path / str(len(cw))))
+        assert loaded.class_weight == {(k.item() if isinstance(k, np.generic) else k): v for k, v in cw.items()}
+        refit = MLPClassifier(**loaded.get_params()).fit(X, y)
+        np.testing.assert_array_equal(refit.predict_proba(X), clf.predict_proba(X))

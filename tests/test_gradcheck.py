@@ -131,3 +131,26 @@ def test_bad_method_and_step_name_the_problem(rng) -> None:
         check_gradients(net, np.zeros((1, 2)), np.array([0]), method="backward")
     with pytest.raises(ValueError, match="step must be a finite number > 0. Got 0"):
         check_gradients(net, np.zeros((1, 2)), np.array([0]), step=0)
+
+
+@pytest.mark.parametrize("act", ["rect", "tanh", "softplus"])
+@pytest.mark.parametrize("backprop", ["matrix", "loop"])
+def test_weighted_loss_gradients_pass_with_the_inputs(act: str, backprop: str) -> None:
+    # sample_weight: the objective checked is the weighted mean loss plus the penalty
+    rng = np.random.default_rng(7)
+    net = MLP.initialize((3, 5, 4, 3), rng=rng, activation=act, l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((12, 3)), rng.integers(0, 3, 12)
+    w = rng.choice([0.0, 0.5, 1.0, 2.0, 3.0], size=12)
+    report = check_gradients(net, X, y, inputs=True, sample_weight=w,
+                             gradient_fn=lambda n, a, b: n.gradients(a, b, backprop=backprop, sample_weight=w))
+    assert report.passed and report.max_rel_error < 1e-6, report.format_text()
+
+
+def test_unweighted_gradients_fail_the_weighted_check() -> None:
+    rng = np.random.default_rng(8)
+    net = MLP.initialize((3, 4, 3), rng=rng, activation="tanh")
+    X, y = rng.standard_normal((10, 3)), rng.integers(0, 3, 10)
+    w = rng.uniform(0, 3, 10)
+    assert check_gradients(net, X, y, sample_weight=w).passed
+    forgot_weights = check_gradients(net, X, y, sample_weight=w, gradient_fn=lambda n, a, b: n.gradients(a, b))
+    assert not forgot_weights.passed

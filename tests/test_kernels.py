@@ -87,3 +87,61 @@ def test_l1_sign_is_exact_for_every_normal_weight(dtype: type) -> None:
     for a in (0.25, 3.0, 1e30):  # a >= 2 scales in two steps: a / tiny would overflow
         np.testing.assert_array_equal(l1_sign(W, a, out=out), (dtype(a) * np.sign(W)).astype(dtype))
         assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("act,hidden,penalty", CASES)
+def test_weighted_fast_gradients_equal_the_course_gradients(act: str, hidden: tuple[int, ...], penalty: tuple) -> None:
+    rng = np.random.default_rng(13)
+    net = MLP.initialize((4, *hidden, 3), rng=rng, activation=act, l1=penalty[0], l2=penalty[1])
+    ws = K.Workspace(net, batch_size=16)
+    for n, scale in ((16, 1.0), (7, 0.03)):
+        X, y = rng.standard_normal((n, 4)), rng.integers(0, 3, n)
+        w = rng.choice([0.0, 0.5, 1.0, 3.0], size=n)
+        want = {k: scale * g for k, g in net.gradients(X, y, sample_weight=w).items()}
+        assert_close(K.matrix_gradients(net, ws, X, y, scale, w), want, rtol=1e-12)
+        assert_close(K.loop_gradients(net, ws, X, y, scale, w), want, rtol=1e-10)
+
+
+def test_a_minibatch_of_no_weight_adds_only_the_penalty() -> None:
+    rng = np.random.default_rng(14)
+    net = MLP.initialize((4, 5, 3), rng=rng, l2=1e-2)
+    X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    got = K.matrix_gradients(net, K.Workspace(net, 6), X, y, 1.0, np.zeros(6))
+    assert_close(got, {k: net.penalty_gradients().get(k, np.zeros_like(P)) for k, P in net.params.items()}, 1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unweighted_output_gradient_is_the_unweighted_arithmetic_bit_for_bit(dtype: type) -> None:
+    # No weights (and no tally): exactly the arithmetic the fast path had before weights existed.
+    rng = np.random.default_rng(15)
+    Oa, y = rng.standard_normal((9, 4)).astype(dtype), rng.integers(0, 4, 9)
+    want = Oa.copy()
+    want -= want.max(axis=1, keepdims=True)
+    np.exp(want, out=want)
+    want *= (0.03 / 9) / want.sum(axis=1, keepdims=True)
+    want[np.arange(9), y] -= 0.03 / 9
+    for tally in (None, K.Tally()):  # tallying the loss reads the logits, it changes nothing
+        np.testing.assert_array_equal(K.nll_grad_into(Oa.copy(), y, np.arange(9), 0.03, tally=tally), want)
+
+
+@pytest.mark.parametrize("backprop", ["matrix", "loop"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_tally_is_the_minibatches_loss_and_error(backprop: str, weighted: bool) -> None:
+    from npmlp.network import nll
+
+    rng = np.random.default_rng(16)
+    net = MLP.initialize((4, 6, 3), rng=rng, activation="tanh")
+    batches = [(rng.standard_normal((n, 4)), rng.integers(0, 3, n), rng.uniform(0, 2, n) if weighted else None)
+               for n in (8, 8, 5)]
+    loss = wrong = weight = 0.0
+    for X, y, w in batches:
+        Oa = net.forward(X).logits
+        ww = np.ones(len(y)) if w is None else w
+        loss += float(nll(Oa, y, ww)) * ww.sum()
+        wrong += float(ww @ (Oa.argmax(axis=1) != y))
+        weight += ww.sum()
+    tally, ws = K.Tally(), K.Workspace(net, 8)
+    for X, y, w in batches:  # gradients without a step: the parameters stay
+        K.GRADIENTS[backprop](net, ws, X, y, 1.0, w, tally)
+    np.testing.assert_allclose(tally.means(), (loss / weight, wrong / weight), rtol=1e-13)
+    assert np.isnan(K.Tally().means()).all()  # nan before any weight

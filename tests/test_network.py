@@ -150,3 +150,30 @@ def test_nll_grad_is_softmax_minus_onehot_over_n() -> None:
     Oa, y = np.array([[0.0, np.log(3.0)], [0.0, 0.0]]), np.array([1, 0])
     # softmax rows: [1/4, 3/4] and [1/2, 1/2]; minus onehot; / 2
     np.testing.assert_allclose(nll_grad(Oa, y), [[0.125, -0.125], [-0.25, 0.25]], rtol=1e-15)
+
+
+def test_sample_weights_are_repeated_and_dropped_rows(rng) -> None:
+    # integer weights count a row that many times; a weight of 0 drops it
+    net = MLP.initialize((3, 5, 3), rng=rng, activation="tanh", l1=1e-3, l2=1e-2)
+    X, y = rng.standard_normal((8, 3)), rng.integers(0, 3, 8)
+    w = np.array([0, 1, 2, 3, 0, 1, 1, 4])
+    Xr, yr = X.repeat(w, axis=0), y.repeat(w)
+    np.testing.assert_allclose(net.loss(X, y, w), net.loss(Xr, yr), rtol=1e-14)
+    for backprop in ("matrix", "loop"):
+        got, want = net.gradients(X, y, backprop=backprop, sample_weight=w), net.gradients(Xr, yr)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-15, err_msg=k)
+    np.testing.assert_allclose(net.grad_x(X, y, w)[w > 0].sum(axis=0),
+                               (net.grad_x(Xr, yr) * 1.0).sum(axis=0), rtol=1e-12)
+
+
+def test_equal_weights_are_no_weights_and_bad_weights_name_the_problem(rng) -> None:
+    net = MLP.initialize((3, 4, 2), rng=rng)
+    X, y = rng.standard_normal((6, 3)), rng.integers(0, 2, 6)
+    np.testing.assert_allclose(net.objective(X, y, np.full(6, 2.5)), net.objective(X, y), rtol=1e-15)
+    assert net.loss(X, y, np.zeros(6)) == 0  # no weight, no loss
+    assert all(not g.any() for g in net.backprop(X, y, np.zeros(6))[0].values())
+    for bad, match in ((np.ones(5), "shape"), (-np.ones(6), ">= 0"), (np.full(6, np.nan), "finite"),
+                       (np.array(list("abcdef")), "real numbers")):
+        with pytest.raises(ValueError, match=match):
+            net.gradients(X, y, sample_weight=bad)

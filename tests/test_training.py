@@ -206,3 +206,99 @@ def test_no_progress_is_recorded_against_the_majority_class() -> None:
 def test_a_run_diverging_in_its_first_epoch_made_no_progress() -> None:
     result = train(splits(), TrainConfig(hidden=[10], batch_size=10, epochs=5, lr=1e6, seed=0))
     assert result.stopped_because == "diverged" and result.epochs_run == 0 and result.no_progress
+
+
+def test_running_train_metrics_are_the_epochs_minibatches_and_change_no_parameter() -> None:
+    # Full-batch gradient descent: epoch e's running loss is the loss before its one step, i.e.
+    # the exact loss after epoch e - 1. The parameters and the other splits are untouched.
+    X, y = rings(120, 3)
+    data = {"train": (X, y), "valid": rings(40, 4)}
+    config = TrainConfig(hidden=[6], batch_size=120, epochs=6, lr=0.3, seed=1)
+    exact = train(data, config)
+    running = train(data, TrainConfig(**{**config.to_dict(), "train_metrics": "running"}))
+    for k in exact.net.params:
+        np.testing.assert_array_equal(running.net.params[k], exact.net.params[k])
+    before = evaluate(TrainConfig.build(config, 2, 2, np.random.default_rng(1)), X, y)
+    want = [before] + [(r["train_loss"], r["train_error"]) for r in exact.history[:-1]]
+    got = [(r["train_loss"], r["train_error"]) for r in running.history]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert [r["valid_loss"] for r in running.history] == [r["valid_loss"] for r in exact.history]
+
+
+@pytest.mark.parametrize("backprop", ["matrix", "loop"])
+def test_unit_weights_are_no_weights_bit_for_bit_and_integer_weights_repeat_rows(backprop: str) -> None:
+    X, y = rings(60, 5)
+    config = TrainConfig(hidden=[5], batch_size=200, epochs=5, lr=0.1, optimizer="adam", l2=1e-3, seed=2,
+                         backprop=backprop)
+    plain = train({"train": (X, y)}, config)
+    ones = train({"train": (X, y)}, config, weights={"train": np.ones(60)})
+    for k in plain.net.params:
+        np.testing.assert_array_equal(ones.net.params[k], plain.net.params[k])
+    w = np.arange(60) % 4  # 0 drops a row, 3 counts it thrice
+    weighted = train({"train": (X, y)}, config, weights={"train": w})
+    repeated = train({"train": (X.repeat(w, axis=0), y.repeat(w))}, config)
+    for k in plain.net.params:
+        np.testing.assert_allclose(weighted.net.params[k], repeated.net.params[k], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose([r["train_loss"] for r in weighted.history],
+                               [r["train_loss"] for r in repeated.history], rtol=1e-10)
+
+
+def test_weighted_evaluation_and_majority_and_bad_weights() -> None:
+    from npmlp.training import majority_error
+
+    X, y = rings(50, 6)
+    net = TrainConfig(hidden=[4]).build(2, 2, np.random.default_rng(0))
+    w = np.arange(50) % 3
+    loss, err = evaluate(net, X, y, weights=w.astype(float), batch_size=7)
+    want = evaluate(net, X.repeat(w, axis=0), y.repeat(w))
+    np.testing.assert_allclose((loss, err), want, rtol=1e-12)
+    assert majority_error(np.array([0, 0, 1]), np.array([1.0, 1.0, 5.0])) == 2 / 7
+    with pytest.raises(ValueError, match="all zero"):
+        train({"train": (X, y)}, TrainConfig(hidden=[4], epochs=1), weights={"train": np.zeros(50)})
+    with pytest.raises(ValueError, match="not there: valid"):
+        train({"train": (X, y)}, TrainConfig(hidden=[4], epochs=1), weights={"valid": np.ones(50)})
+
+
+def test_running_metrics_resume_mid_epoch_from_saved_state() -> None:
+    import json
+
+    config = TrainConfig(hidden=[8], batch_size=10, epochs=3, lr=0.05, optimizer="momentum", seed=2,
+                         train_metrics="running")
+    weights = {"train": (np.arange(360) % 3).astype(float)}
+    full = train(splits(), config, weights=weights)
+    trainer = Trainer.new(config, 2, 2)
+    from npmlp import kernels, training
+
+    def stopping_step(*args, **kwargs):
+        kernels.train_step(*args, **kwargs)
+        if trainer.state.epoch == 1 and trainer.state.batch == 4:
+            trainer.stop_requested = True
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "train_step", stopping_step)
+        assert train(splits(), config, trainer=trainer, weights=weights).stopped_because == "interrupted"
+    arrays, meta = trainer.state_dict()
+    meta = json.loads(json.dumps(meta))
+    assert meta["tally"][1] > 0  # five minibatches of epoch 2 counted so far
+    again = Trainer.from_state(config, trainer.net.params, arrays, meta, list(trainer.state.history))
+    rest = train(splits(), config, trainer=again, weights=weights)
+    assert rest.history == [{**r, "seconds": s["seconds"]} for r, s in zip(full.history, rest.history, strict=True)]
+    for bad in ([1.0, 2.0], [1.0, -1.0, 0.0], "x"):
+        from npmlp.errors import ModelFileError
+
+        with pytest.raises(ModelFileError, match="tally"):
+            Trainer.from_state(config, trainer.net.params, arrays, {**meta, "tally": bad}, list(trainer.state.history))
+
+
+@pytest.mark.parametrize("backprop", ["matrix"])
+def test_a_weighted_running_epoch_allocates_no_full_size_temporary(backprop: str) -> None:
+    rng = np.random.default_rng(0)
+    X, y, w = rng.standard_normal((1000, 300)), rng.integers(0, 10, 1000), rng.uniform(0, 2, 1000)
+    config = TrainConfig(hidden=[256], batch_size=100, epochs=1, optimizer="adam", l2=1e-4, train_metrics="running")
+    trainer = Trainer(config.build(300, 10, rng), config, rng)
+    trainer.run_epoch(X, y, w)
+    tracemalloc.start()
+    trainer.run_epoch(X, y, w)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100_000, peak

@@ -171,6 +171,8 @@ def _add_gradcheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                         "forward, central: every ratio within 1 +- T (default 0.01, the assignment's band)")
     p.add_argument("--max-entries", type=positive_int, default=None, metavar="N",
                    help="check at most N random entries per parameter (default: all)")
+    p.add_argument("--weighted", action="store_true",
+                   help="per-row weights (sample_weight) drawn from {0, 0.5, 1, 2, 3}: check the weighted loss")
     p.set_defaults(run=cmd_gradcheck)
 
 
@@ -180,8 +182,9 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     net = MLP.initialize(sizes, rng=rng, activation=args.activation, l1=args.l1, l2=args.l2, dtype=args.dtype)
     X = rng.standard_normal((args.batch_size, args.inputs)).astype(net.dtype)
     y = rng.integers(0, args.classes, size=args.batch_size)
+    w = rng.choice([0.0, 0.5, 1.0, 2.0, 3.0], size=args.batch_size) if args.weighted else None
     report = check_gradients(net, X, y, method=args.method, step=args.step, tol=args.tol,
-                             max_entries=args.max_entries, rng=rng)
+                             max_entries=args.max_entries, rng=rng, sample_weight=w)
     emit(args, report.to_dict(), report.format_text())
     return 0 if report.passed else 1
 

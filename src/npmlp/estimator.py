@@ -13,10 +13,12 @@ scikit-learn is an optional extra (``pip install 'npmlp[sklearn]'``), imported o
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import numbers
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,8 @@ from numpy.typing import ArrayLike, NDArray
 from . import functions as F
 from .errors import ModelFileError
 from .model import Model
-from .network import MLP, resolve_dtype
+from .network import MLP, check_weights, resolve_dtype
+from .persistence import read_run_history
 from .preprocess import LabelMap, Standardizer
 from .settings import declared
 from .training import TrainConfig, Trainer, TrainResult, train
@@ -70,6 +73,31 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _run_record(directory: str | os.PathLike[str], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fit record of an ``npmlp train`` run, in :meth:`MLPClassifier.save`'s terms, from its ``history.json``
+    and manifest (an empty record when the directory has no history)."""
+    history = read_run_history(directory)
+    if not history:
+        return {}
+    from .runs import MANIFEST_FILE  # the run directory's own record of why it stopped
+
+    where = Path(directory)
+    manifest = (where if where.is_dir() else where.parent) / MANIFEST_FILE
+    try:
+        stopped = json.loads(manifest.read_text(encoding="utf-8")).get("stopped_because")
+    except (OSError, ValueError, AttributeError):
+        stopped = None
+    training = config.get("training")
+    early = isinstance(training, dict) and training.get("early_stopping") is not None
+    errors = [e for e in (row.get("valid_error") for row in history) if isinstance(e, (int, float))]
+    scores = [1 - e for e in errors] if early and len(errors) == len(history) else None
+    return {"loss_curve": [row["train_loss"] for row in history], "validation_scores": scores,
+            "best_loss": None if scores else min(row["train_loss"] for row in history),
+            # the run kept its first epoch with the lowest validation error (npmlp.training._stopping)
+            "best_epoch": 1 + scores.index(max(scores)) if scores else len(history),
+            "stopped_because": stopped if isinstance(stopped, str) else "unknown"}
+
+
 def _one_epoch(trainer: Trainer) -> None:
     """partial_fit's epoch callback: one epoch of :func:`train` is all it wants."""
     trainer.stop_after_epoch = "partial_fit"
@@ -79,8 +107,11 @@ def _one_epoch(trainer: Trainer) -> None:
 #: such overrides: scikit-learn's MLP's, so that a scikit-learn user gets what they expect, but
 #: for the penalty and the epochs, chosen by measurement (benchmarks/defaults.py): with them
 #: MLPClassifier() is at least as accurate as scikit-learn's on its four embedded data sets.
+#: The training loss is scikit-learn's too, the running mean over each epoch's minibatches
+#: (``train_metrics="running"``): no second pass over the training set per epoch.
 SKLEARN_DEFAULTS: dict[str, Any] = {"hidden": (100,), "optimizer": "adam", "lr": 1e-3, "batch_size": 200,
-                                    "tol": 1e-4, "early_stopping": False, "l2": 5e-3, "epochs": 400}
+                                    "tol": 1e-4, "early_stopping": False, "l2": 5e-3, "epochs": 400,
+                                    "train_metrics": "running"}
 
 #: Settings the estimator reads as scikit-learn does, not as ``npmlp train`` does: (type text, help).
 _SKLEARN_MEANINGS: dict[str, tuple[str, str]] = {
@@ -97,6 +128,9 @@ _OWN: dict[str, tuple[Any, str, str]] = {
     "n_iter_no_change": (10, "int >= 1", "epochs without improvement that tol and early_stopping=True tolerate"),
     "validation_fraction": (0.1, "float in (0, 1)", "share of the rows held out for early stopping "
                             "(stratified when possible)"),
+    "class_weight": (None, "None, 'balanced' or dict of label to weight", "per-class weights of the loss, "
+                     "multiplying sample_weight: 'balanced' weighs class k by total weight / (n_classes * weight of "
+                     "class k) in the rows fit sees; a dict's missing labels weigh 1"),
     "warm_start": (False, "bool", "fit starts from the fitted network (a fresh optimizer) instead of a new one"),
     "verbose": (False, "bool", "a progress bar (tqdm.auto) while fitting, in a terminal or a notebook"),
     "random_state": (None, "int, RandomState instance or None", "an int is the seed of ``npmlp train --seed``; "
@@ -162,7 +196,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     net_ : npmlp.network.MLP
         The trained network.
     loss_curve_ : list of float
-        Mean training NLL (without the penalty) after each epoch.
+        Mean training NLL (without the penalty, weighted by ``sample_weight`` and ``class_weight``)
+        of each epoch: over its minibatches as each step saw them (``train_metrics="running"``,
+        scikit-learn's), or of the whole training set after the epoch (``"exact"``).
     validation_scores_ : list of float or None
         Validation accuracy after each epoch when early stopping held out rows, else None.
     n_iter_ : int
@@ -243,10 +279,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                          f"Got {es!r} instead.")
 
     # -- fitting -----------------------------------------------------------------------
-    def fit(self, X: ArrayLike, y: ArrayLike) -> MLPClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> MLPClassifier:
         """Train on ``X`` of shape (n_samples, n_features) and labels ``y`` (n_samples,).
 
         A fresh network, or with ``warm_start`` the fitted one (with a fresh optimizer).
+        ``sample_weight`` (n_samples,), finite and >= 0: the loss is the weighted mean, so an
+        integer weight counts a row that many times and 0 drops it (times ``class_weight``).
+        The validation rows of ``early_stopping=True`` keep their weights: the validation
+        accuracy is weighted too.
         """
         config = self.train_config()
         warm = self._warm_net(config) if self.warm_start and hasattr(self, "net_") else None
@@ -255,14 +295,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if warm is not None and not np.array_equal(classes, self.classes_):
             raise ValueError(f"warm_start needs the classes of the previous fit, {self.classes_.tolist()}. "
                              f"Got {classes.tolist()}.")
+        weights = self._row_weights(sample_weight, codes, classes, balanced_ok=True)
         config = replace(config, seed=self._seed())
         if warm is not None and self._scaler is not None:  # a loaded model's standardisation stays
             Xv = self._scaler.transform(Xv)
-        splits = self._splits(Xv, codes, config)
+        splits, split_weights = self._splits(Xv, codes, config, weights)
         trainer = Trainer.new(config, Xv.shape[1], len(classes), net=warm)  # kept for partial_fit
         self._seed_used, self._scaler = config.seed, self._scaler if warm is not None else None
         plateau = None if config.early_stopping else _LossPlateau(self.tol, self.n_iter_no_change)
-        result = train(splits, config, trainer=trainer, progress=bool(self.verbose), on_epoch=plateau)
+        result = train(splits, config, trainer=trainer, progress=bool(self.verbose), on_epoch=plateau,
+                       weights=split_weights)
         self.classes_ = classes
         self._record(trainer, result, validation="valid" in splits)
         return self
@@ -277,10 +319,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return MLP({k: v.copy() for k, v in net.params.items()}, activation=config.activation, l1=config.l1,
                    l2=config.l2)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> MLPClassifier:
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None, *,
+                    sample_weight: ArrayLike | None = None) -> MLPClassifier:
         """Train one more epoch on ``(X, y)``, continuing the same network and optimizer state.
 
         ``classes`` (every label the model will ever see) is required on the first call.
+        ``sample_weight`` as in :meth:`fit`; a ``class_weight`` must be a dict here ('balanced'
+        would weigh each call's rows differently).
         The settings are those of the first call (or of ``fit``); early stopping and ``tol``
         do not apply. The learning-rate schedule's horizon is ``epochs``: past it, each call
         stretches it by one epoch (a cosine schedule then stays near 0).
@@ -303,6 +348,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"classes must stay {self.classes_.tolist()} across partial_fit calls. "
                              f"Got {np.unique(classes).tolist()}.")
         codes = self._codes(yv)
+        weights = self._row_weights(sample_weight, codes, self.classes_, balanced_ok=False)
         if self._scaler is not None:
             Xv = self._scaler.transform(Xv)
         trainer = self._trainer
@@ -310,7 +356,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         trainer.config = replace(trainer.config, epochs=epochs, early_stopping=None, tol=0.0)
         # Without early stopping the network is the last epoch's: a best epoch of fit no longer applies.
         trainer.state.best_epoch, trainer.state.best_params = None, None
-        result = train({"train": (Xv, codes)}, trainer.config, trainer=trainer, on_epoch=_one_epoch)
+        result = train({"train": (Xv, codes)}, trainer.config, trainer=trainer, on_epoch=_one_epoch,
+                       weights=None if weights is None else {"train": weights})
         self._record(trainer, result, validation=False)
         return self
 
@@ -332,6 +379,49 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
         return classes, codes.reshape(-1).astype(np.intp)
 
+    def _row_weights(self, sample_weight: ArrayLike | None, codes: NDArray[np.intp], classes: NDArray[Any], *,
+                     balanced_ok: bool) -> NDArray[np.float64] | None:
+        """Each row's weight, ``sample_weight`` times its class's ``class_weight``; None when neither is set."""
+        cw = self.class_weight
+        if sample_weight is None and cw is None:
+            return None  # the unweighted code path, unchanged
+        w: NDArray[np.float64] = np.ones(len(codes))
+        if sample_weight is not None:
+            w = check_weights(sample_weight, len(codes), np.dtype(np.float64)).astype(np.float64, copy=False)
+        if cw is not None:
+            w = w * self._class_weights(cw, w, codes, classes, balanced_ok)[codes]
+        if not w.any():
+            raise ValueError("sample weights are all zero (times class_weight): there is nothing to learn from.")
+        heavy = np.flatnonzero(np.bincount(codes, w, minlength=len(classes)))
+        if len(heavy) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes with a positive weight. Got only class "
+                             f"{classes[heavy[0]]!r} (the other classes' rows all weigh 0).")
+        return w
+
+    def _class_weights(self, cw: Any, w: NDArray[np.float64], codes: NDArray[np.intp], classes: NDArray[Any],
+                       balanced_ok: bool) -> NDArray[np.float64]:
+        """The weight of each class (m,) from ``class_weight``."""
+        m = len(classes)
+        if isinstance(cw, str) and cw == "balanced":
+            if not balanced_ok:
+                raise ValueError("class_weight='balanced' does not apply to partial_fit: each call would weigh the "
+                                 "classes by its own rows. Pass a dict of weights computed over all the data.")
+            per_class = np.bincount(codes, w, minlength=m)  # total weight of each class
+            with np.errstate(divide="ignore"):
+                return np.where(per_class > 0, w.sum() / (m * per_class), 0.0)
+        if not isinstance(cw, dict):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict of label to weight. Got {cw!r} instead.")
+        known = {c.item() if isinstance(c, np.generic) else c: k for k, c in enumerate(classes)}
+        unknown = [label for label in cw if label not in known]
+        if unknown:
+            raise ValueError(f"class_weight names labels that are not classes {classes.tolist()}: {unknown[:5]}.")
+        weights = np.ones(m)
+        for label, value in cw.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < math.inf:
+                raise ValueError(f"class_weight[{label!r}] must be a finite number >= 0. Got {value!r} instead.")
+            weights[known[label]] = float(value)
+        return weights
+
     def _codes(self, y: NDArray[Any]) -> NDArray[np.intp]:
         """Indices of ``y``'s labels in :attr:`classes_`; unseen labels are an error."""
         codes = np.searchsorted(self.classes_, y)
@@ -342,10 +432,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              f"{np.unique(y[unseen]).tolist()}.")
         return codes.astype(np.intp)
 
-    def _splits(self, X: NDArray[Any], y: NDArray[np.intp], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
-        """The training rows, and the held-out validation rows when early stopping is on."""
+    def _splits(self, X: NDArray[Any], y: NDArray[np.intp], config: TrainConfig, w: NDArray[np.float64] | None
+                ) -> tuple[dict[str, tuple[Any, Any]], dict[str, NDArray[np.float64]] | None]:
+        """The training rows, and the held-out validation rows when early stopping is on; each split's weights."""
         if not config.early_stopping:
-            return {"train": (X, y)}
+            return {"train": (X, y)}, None if w is None else {"train": w}
         f = self.validation_fraction
         if not isinstance(f, numbers.Real) or isinstance(f, bool) or not 0 < float(f) < 1:
             raise ValueError(f"validation_fraction must be in (0, 1). Got {f!r} instead.")
@@ -355,9 +446,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              f"of {len(y)} samples. Lower validation_fraction or pass more samples.")
         # Stratify when every class can appear on both sides; tiny data sets go unstratified.
         stratify = y if np.bincount(y).min() >= 2 and m <= min(n_valid, len(y) - n_valid) else None
-        X_tr, X_va, y_tr, y_va = train_test_split(X, y, test_size=n_valid, random_state=config.seed % 2**32,
-                                                    stratify=stratify)
-        return {"train": (X_tr, y_tr), "valid": (X_va, y_va)}
+        rows = np.arange(len(y))
+        tr, va = train_test_split(rows, test_size=n_valid, random_state=config.seed % 2**32, stratify=stratify)
+        splits = {"train": (X[tr], y[tr]), "valid": (X[va], y[va])}
+        if w is None:
+            return splits, None
+        if not w[va].any() or not w[tr].any():
+            raise ValueError(f"early stopping held out validation_fraction={f} of the rows, and the "
+                             f"{'validation' if not w[va].any() else 'training'} rows' weights are all zero. "
+                             f"Change random_state or validation_fraction.")
+        return splits, {"train": w[tr], "valid": w[va]}
 
     def _record(self, trainer: Trainer, result: TrainResult | None, *, validation: bool) -> None:
         """Set the fitted attributes from the trainer's history; warn when training diverged."""
@@ -427,6 +525,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         model = Model(self.net_, self._scaler, LabelMap(tuple(labels)),
                       None if names is None else [str(n) for n in names])
         estimator = {name: getattr(self, name) for name in PARAMETERS if name not in declared(TrainConfig)}
+        if isinstance(self.class_weight, dict):  # JSON keys are strings: kept as [label, weight] pairs instead
+            estimator["class_weight"] = [[k.item() if isinstance(k, np.generic) else k, float(v)]
+                                         for k, v in self.class_weight.items()]
         estimator.update(tol=self.tol, early_stopping=self.early_stopping, random_state=self._seed_used)
         fit = {"loss_curve": self.loss_curve_, "validation_scores": self.validation_scores_,
                "best_loss": self.best_loss_, "best_epoch": self.best_epoch_, "stopped_because": self.stopped_because_}
@@ -446,24 +547,32 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         training = model.config.get("training") or {}
         own = training.get("estimator")
         params = {k: v for k, v in training.items() if k in PARAMETERS and k not in ("tol", "early_stopping")}
+        params.setdefault("train_metrics", "exact")  # a record without it measured the exact loss
         params["random_state"] = training.get("seed")
         params.update(own if isinstance(own, dict) else {"tol": 0.0, "early_stopping": training.get("early_stopping")})
+        pairs = params.get("class_weight")
+        if isinstance(pairs, list):
+            try:
+                params["class_weight"] = {label: weight for label, weight in pairs}
+            except (TypeError, ValueError):
+                raise ModelFileError(f"{directory}: class_weight must be [label, weight] pairs. "
+                                     f"Got {pairs!r:.80}.") from None
         try:
             est = cls(**{k: tuple(v) if k == "hidden" else v for k, v in params.items() if k in PARAMETERS})
             est.train_config()
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{directory}: the recorded settings are not an MLPClassifier's: {exc}") from exc
-        est._set_model(model)
+        est._set_model(model, directory)
         return est
 
-    def _set_model(self, model: Model) -> None:
-        """The fitted attributes of a loaded model and its fit record."""
+    def _set_model(self, model: Model, directory: str | os.PathLike[str]) -> None:
+        """The fitted attributes of a loaded model and its fit record (an ``npmlp train`` run's: its history)."""
         self.net_, self._scaler, self.n_features_in_ = model.net, model.scaler, model.n_features
         self.classes_ = np.asarray(model.classes)
         if model.feature_names is not None:
             self.feature_names_in_ = np.asarray(model.feature_names, dtype=object)
         record = model.config.get("fit")
-        fit: dict[str, Any] = record if isinstance(record, dict) else {}
+        fit: dict[str, Any] = record if isinstance(record, dict) else _run_record(directory, model.config)
         self.loss_curve_ = [float(v) for v in fit.get("loss_curve") or []]
         scores = fit.get("validation_scores")
         self.validation_scores_ = [float(v) for v in scores] if isinstance(scores, list) else None

@@ -4,7 +4,8 @@ For every checked entry ``theta_j`` of every parameter (and, on request, of the 
 ``X``), a finite difference of the objective ``R`` estimates ``dR/dtheta_j``; it is compared
 with the analytic gradient ``a_j`` by the ratio ``a_j / e_j`` (as the assignment prints it)
 and the relative error ``|a_j - e_j| / max(|a_j|, |e_j|, tiny)``. ``R`` is the full
-objective, penalty included, so the penalty's gradient is checked too.
+objective, penalty included, so the penalty's gradient is checked too; with per-row weights
+(``sample_weight``) the weighted one, so the weights' part in the gradient is checked as well.
 
 Three estimates (``method``), with ``h`` the step:
 
@@ -36,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import functions as F
-from .network import MLP, Array, Labels, nll
+from .network import MLP, Array, Labels, check_weights, nll
 
 GradientFn = Callable[[MLP, Array, Labels], dict[str, Array]]
 
@@ -214,10 +215,10 @@ def _copy(net: MLP) -> MLP:
     return MLP({k: v.copy() for k, v in net.params.items()}, activation=net.activation, l1=net.l1, l2=net.l2)
 
 
-def _evaluate(net: MLP, X: Array, y: Labels, kinked: bool) -> tuple[np.floating, list[Array]]:
-    """The objective and, for a kinked activation, the signs of every pre-activation."""
+def _evaluate(net: MLP, X: Array, y: Labels, w: Array | None, kinked: bool) -> tuple[np.floating, list[Array]]:
+    """The objective (weighted by ``w``) and, for a kinked activation, the signs of every pre-activation."""
     fw = net.forward(X)
-    value = nll(fw.logits, y) + net.penalty()
+    value = nll(fw.logits, y, w) + net.penalty()
     return value, [np.sign(A) for A in fw.pre] if kinked else []
 
 
@@ -229,7 +230,7 @@ def _crosses_a_kink(signs: list[list[Array]]) -> bool:
 
 
 def _estimate_entry(
-    net: MLP, X: Array, y: Labels, flat: Array, j: int, h: float, stencil: Stencil, l1: float
+    net: MLP, X: Array, y: Labels, w: Array | None, flat: Array, j: int, h: float, stencil: Stencil, l1: float
 ) -> float | None:
     """The finite-difference estimate for entry ``j`` of ``flat`` (a view into ``net`` or ``X``), or None at a kink."""
     old = flat[j]
@@ -237,7 +238,7 @@ def _estimate_entry(
     values, signs = {}, []
     for k in sorted({k for _, a, b in stencil.terms for k in (a, b)}):
         flat[j] = old + k * h
-        values[k], s = _evaluate(net, X, y, kinked)
+        values[k], s = _evaluate(net, X, y, w, kinked)
         signs.append(s)
     flat[j] = old
     lo, hi = old + min(values) * h, old + max(values) * h
@@ -249,12 +250,12 @@ def _estimate_entry(
 
 
 def _check_array(
-    name: str, target: Array, analytic: Array, net: MLP, X: Array, y: Labels, *, h: float, stencil: Stencil,
-    l1: float, index: NDArray[np.intp]
+    name: str, target: Array, analytic: Array, net: MLP, X: Array, y: Labels, w: Array | None, *, h: float,
+    stencil: Stencil, l1: float, index: NDArray[np.intp]
 ) -> ParamCheck:
     """Estimate the entries ``index`` of ``target`` (a parameter of ``net``, or ``X`` itself) and compare."""
     flat = target.reshape(-1)  # a view: writing it perturbs the array
-    estimates = {int(j): _estimate_entry(net, X, y, flat, int(j), h, stencil, l1) for j in index}
+    estimates = {int(j): _estimate_entry(net, X, y, w, flat, int(j), h, stencil, l1) for j in index}
     keep = np.array([j for j, e in estimates.items() if e is not None], dtype=np.intp)
     return ParamCheck(name=name, shape=target.shape, index=keep,
                       analytic=np.asarray(analytic, dtype=np.float64).reshape(-1)[keep],
@@ -277,10 +278,16 @@ def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> ND
     return np.sort(rng.choice(size, size=max_entries, replace=False))
 
 
+def _analytic(net: MLP, X: Array, y: Labels, w: Array | None, gradient_fn: GradientFn | None,
+              inputs: bool) -> dict[str, Array]:
+    """The gradients to check: ``gradient_fn``'s or :meth:`MLP.gradients` (weighted by ``w``), and ``x``'s."""
+    analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b, sample_weight=w)))(net, X, y)
+    return {**analytic, "x": net.grad_x(X, y, w)} if inputs else analytic
+
+
 def check_gradients(
     net: MLP,
-    X: Array,
-    y: Labels,
+    X: Array, y: Labels,
     *,
     method: str = DEFAULT_METHOD,
     step: float | None = None,
@@ -289,6 +296,7 @@ def check_gradients(
     rng: np.random.Generator | None = None,
     gradient_fn: GradientFn | None = None,
     inputs: bool = False,
+    sample_weight: Array | None = None,
 ) -> GradCheckReport:
     """Compare analytic gradients with finite differences.
 
@@ -311,6 +319,8 @@ def check_gradients(
         ``gradient_fn(net, X, y) -> dict``, by default :meth:`MLP.gradients` (tests pass wrong ones).
     inputs : bool
         Also check the gradient with respect to ``X`` (:meth:`MLP.grad_x`), reported as ``x``.
+    sample_weight : array of shape (n,), optional
+        Per-row weights >= 0: check the weighted mean loss plus the penalty (see :func:`npmlp.network.nll`).
 
     Returns
     -------
@@ -323,14 +333,13 @@ def check_gradients(
     stencil = METHODS[method]
     h, tol = _step_and_tol(stencil, net.dtype, step, tol)
     rng = np.random.default_rng(0) if rng is None else rng
-    analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b)))(net, X, y_checked)
-    if inputs:
-        analytic = {**analytic, "x": net.grad_x(X, y_checked)}
+    w = None if sample_weight is None else check_weights(sample_weight, X.shape[0], net.dtype)
+    analytic = _analytic(net, X, y_checked, w, gradient_fn, inputs)
     copy = _widest(net) if stencil.wide else _copy(net)
-    Xc = X.astype(copy.dtype)  # a copy: the input check perturbs it
+    Xc, wc = X.astype(copy.dtype), None if w is None else w.astype(copy.dtype)  # copies: the input check perturbs X
     targets = {**copy.params, **({"x": Xc} if inputs else {})}
     results = {
-        name: _check_array(name, A, analytic[name], copy, Xc, y_checked, h=h, stencil=stencil,
+        name: _check_array(name, A, analytic[name], copy, Xc, y_checked, wc, h=h, stencil=stencil,
                            l1=net.l1[int(name[1:]) - 1] if name[0] == "W" else 0.0,
                            index=_entries(A.size, max_entries, rng))
         for name, A in targets.items()

@@ -11,7 +11,12 @@ products. This module computes exactly what the course path computes, but
   below it comes out multiplied by ``eta_t``, which saves a pass over each weight matrix;
 - with the softmax and the negative log-likelihood's gradient fused into one buffer, the
   rect mask written into a reused float buffer, ``l1 * sign(W)`` by a clip, and the update
-  rules as in-place passes.
+  rules as in-place passes;
+- with per-row weights (``sample_weight``), gathered with each minibatch, folded into the
+  same normalisation; without them the arithmetic is the unweighted one, unchanged;
+- optionally tallying the minibatch's loss and errors on the way (:class:`Tally`), from the
+  logits the step computes anyway: the running training loss of an epoch, as scikit-learn
+  reports it, without a second pass over the training set.
 
 Each function says which course line it replaces, and every ``NOTE`` gives the measurement
 that keeps its trick here. ``tests/test_kernels.py`` checks that this path gives the course
@@ -21,10 +26,12 @@ path's gradients and updates to round-off, for every activation, depth, penalty 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from . import functions as F
 from .network import MLP, Array, Forward, Labels
 from .optim import SGD, Adam, Arrays, Momentum, Nesterov, Optimizer
 
@@ -60,6 +67,7 @@ class Workspace:
         self.scratch = {k: np.empty_like(v) for k, v in net.params.items() if k[0] == "W"}
         self.X = np.empty((batch_size, sizes[0]), dt)
         self.y = np.empty(batch_size, np.intp)
+        self.w = np.empty(batch_size, dt)  # the minibatch's per-row weights, when there are any
         self.ones = np.ones(batch_size, dt)  # db = 1^T dA
         self.rows = np.arange(batch_size)  # the row index of each example's true class
         widest = max(sizes[1:-1], default=0)
@@ -97,19 +105,70 @@ def forward_into(net: MLP, ws: Workspace, X: Array) -> Forward:
     return Forward(inputs, pre, linear_into(H, net.weights[-1], net.biases[-1], ws.A[-1][:n]))
 
 
-def nll_grad_into(Oa: Array, y: Labels, rows: Labels, scale: float) -> Array:
-    """``scale * network.nll_grad(Oa, y)`` = ``scale * (softmax(Oa) - onehot(y)) / n``, written over ``Oa``.
+@dataclass
+class Tally:
+    """Sums over the minibatches seen so far: ``sum w_i l_i``, ``sum w_i`` and ``sum w_i [wrong_i]``.
 
-    The softmax is computed in place of the logits, the mean's ``1/n`` and the step size
-    folded into its normalisation, and the one-hot subtracted at ``(rows, y)``: no (n, m)
-    temporary but the row maxima and sums.
+    ``l_i`` is example ``i``'s negative log-likelihood and ``wrong_i`` whether its most probable
+    class is not ``y_i``, both at the parameters of the step that used it; ``w_i`` is 1 without
+    weights. Their ratios are the running loss and error of an epoch.
+    """
+
+    loss: float = 0.0
+    weight: float = 0.0
+    wrong: float = 0.0
+
+    def add(self, losses: Array, wrong: Array, weights: Array | None) -> None:
+        """Count one minibatch: its per-row ``losses`` (n,), ``wrong`` flags (n,) and ``weights``."""
+        if weights is None:
+            self.loss += float(losses.sum())
+            self.weight += losses.shape[0]
+            self.wrong += int(np.count_nonzero(wrong))
+        else:
+            self.loss += float(weights @ losses)
+            self.weight += float(weights.sum())
+            self.wrong += float(weights @ wrong)
+
+    def means(self) -> tuple[float, float]:
+        """The weighted mean loss and error so far (nan before any weight)."""
+        if not self.weight:
+            return float("nan"), float("nan")
+        return self.loss / self.weight, self.wrong / self.weight
+
+
+def nll_grad_into(Oa: Array, y: Labels, rows: Labels, scale: float, weights: Array | None = None,
+                  tally: Tally | None = None) -> Array:
+    """``scale * network.nll_grad(Oa, y, weights)``, written over ``Oa``.
+
+    That is ``scale * (softmax(Oa) - onehot(y)) / n``, or with ``weights`` row ``i`` times
+    ``scale * w_i / sum_j w_j``. The softmax is computed in place of the logits, the mean's
+    ``1/n`` (or ``w_i / sum w``) and the step size folded into its normalisation, and the
+    one-hot subtracted at ``(rows, y)``: no (n, m) temporary but the row maxima and sums (and
+    the rows' weight shares). ``tally``: also count the minibatch's losses and errors there.
     """
     n = Oa.shape[0]
+    wrong = Oa.argmax(axis=1) != y if tally is not None else None
     Oa -= Oa.max(axis=1, keepdims=True)  # NOTE: exp of <= 0 never overflows
+    true = Oa[rows, y] if tally is not None else None  # the true class's logit, shifted
     np.exp(Oa, out=Oa)
-    Oa *= (scale / n) / Oa.sum(axis=1, keepdims=True)
-    Oa[rows, y] -= scale / n
+    sums = Oa.sum(axis=1, keepdims=True)
+    if tally is not None:  # -log softmax(Oa)[y] = log(sum exp(shifted)) - shifted[y]
+        assert wrong is not None and true is not None
+        tally.add(np.log(sums[:, 0]) - true, wrong, weights)
+    if weights is None:
+        Oa *= (scale / n) / sums
+        Oa[rows, y] -= scale / n
+        return Oa
+    total = weights.sum()
+    share = weights * (scale / total if total else 0.0)  # scale * w_i / sum w: a minibatch of no weight adds 0
+    Oa *= share[:, None] / sums
+    Oa[rows, y] -= share
     return Oa
+
+
+def tally_logits(Oa: Array, y: Labels, weights: Array | None, tally: Tally) -> None:
+    """Count a minibatch's losses and errors from its logits ``Oa`` (n, m) (the course path's tally)."""
+    tally.add(-F.log_softmax(Oa)[np.arange(Oa.shape[0]), y], Oa.argmax(axis=1) != y, weights)
 
 
 def linear_backward_into(
@@ -165,11 +224,15 @@ def add_penalty_into(net: MLP, grads: Arrays, scratch: Arrays, scale: float) -> 
     return grads
 
 
-def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float) -> Arrays:
-    """``scale * MLP.gradients(X, y)`` (matrix backprop and penalty) into ``ws.grads``."""
+def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
+                     tally: Tally | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, sample_weight=weights)`` (matrix backprop and penalty) into ``ws.grads``.
+
+    ``tally``: also count the minibatch's losses and errors (before the step).
+    """
     n = X.shape[0]
     fw = forward_into(net, ws, X)
-    dA = nll_grad_into(fw.logits, y, ws.rows[:n], scale)
+    dA = nll_grad_into(fw.logits, y, ws.rows[:n], scale, weights, tally)
     for i in range(net.n_layers - 1, -1, -1):
         w, b = net.layer_names[i]
         out = (ws.dH[i - 1][:n] if i else None, ws.grads[w], ws.grads[b])
@@ -179,14 +242,18 @@ def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float)
     return add_penalty_into(net, ws.grads, ws.scratch, scale)
 
 
-def loop_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float) -> Arrays:
-    """``scale * MLP.gradients(X, y, backprop="loop")`` into ``ws.grads``: the course's loop, kept slow."""
-    for k, g in net.gradients(X, y, backprop="loop").items():
+def loop_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
+                   tally: Tally | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, backprop="loop", sample_weight=weights)`` into ``ws.grads``: the course's
+    loop, kept slow."""
+    if tally is not None:
+        tally_logits(net.forward(X).logits, y, weights, tally)
+    for k, g in net.gradients(X, y, backprop="loop", sample_weight=weights).items():
         np.multiply(g, scale, out=ws.grads[k])
     return ws.grads
 
 
-GRADIENTS: dict[str, Callable[[MLP, Workspace, Array, Labels, float], Arrays]] = {
+GRADIENTS: dict[str, Callable[[MLP, Workspace, Array, Labels, float, Array | None, Tally | None], Arrays]] = {
     "matrix": matrix_gradients,
     "loop": loop_gradients,
 }
@@ -254,11 +321,12 @@ def scaled_step(optimizer: Optimizer, params: Arrays, scaled_grads: Arrays, lr: 
 
 
 def train_step(net: MLP, ws: Workspace, optimizer: Optimizer, X: Array, y: Labels, lr: float,
-               backprop: str = "matrix") -> None:
+               backprop: str = "matrix", weights: Array | None = None, tally: Tally | None = None) -> None:
     """One minibatch of gradient descent on ``net``'s parameters, in place.
 
-    The course's ``grads = net.gradients(X, y); optimizer.step(net.params, grads, lr)``.
+    The course's ``grads = net.gradients(X, y, sample_weight=weights); optimizer.step(net.params, grads, lr)``;
+    ``tally`` counts the minibatch's losses and errors at the parameters before the step.
     """
     scale = gradient_scale(optimizer, lr)
-    scaled_step(optimizer, net.params, GRADIENTS[backprop](net, ws, X, y, scale), lr)
+    scaled_step(optimizer, net.params, GRADIENTS[backprop](net, ws, X, y, scale, weights, tally), lr)
 

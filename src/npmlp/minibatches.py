@@ -73,6 +73,14 @@ def gather_rows(X: Array, y: Labels, index: Labels, Xbuf: Array, ybuf: Labels) -
     return np.take(X, index, axis=0, out=Xbuf[:k], mode="clip"), np.take(y, index, out=ybuf[:k], mode="clip")
 
 
+def gather_weights(weights: Array, order: Labels, start: int, k: int, buf: Array) -> Array:
+    """The weights of the minibatch ``order[start : start + k]``, copied into the first ``k`` entries of ``buf``.
+
+    The rows' weights travel with the rows: the same slice of the same permutation.
+    """
+    return np.take(weights, order[start : start + k], out=buf[:k], mode="clip")  # NOTE: see gather_rows
+
+
 def gathered(X: Array, y: Labels, order: Labels, first: int, batch_size: int, ws: Workspace) -> Minibatches:
     """The minibatches ``order[first : first + K]``, ... gathered one at a time into ``ws.X``, ``ws.y``."""
     for start in range(first, X.shape[0], batch_size):

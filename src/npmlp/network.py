@@ -27,6 +27,11 @@ plus the elastic-net penalty::
     R(theta) = mean_i -log softmax(Oa_i)[y_i]
                + sum_l ( l1[l] * sum|W_l| + l2[l] * sum W_l**2 )
 
+With per-row weights ``w_i >= 0`` (``sample_weight``) the mean is the weighted one,
+``sum_i w_i l_i / sum_i w_i``, as scikit-learn's MLP takes it: integer weights count a row
+that many times, a weight of 0 drops it. Then ``dOa`` row ``i`` is ``(Os_i - onehot(y_i)) w_i
+/ sum_j w_j`` and everything below it follows unchanged.
+
 Biases are never penalised. The matrix backprop handles a whole minibatch at once; the
 loop backprop visits one example at a time with the very same functions and averages, as
 the assignment's first version did. The training loop runs the same arithmetic faster, in
@@ -76,24 +81,51 @@ def onehot(y: Labels, m: int, dtype: np.dtype[Any] | type = np.float64) -> Array
     return Y
 
 
-def nll(Oa: Array, y: Labels) -> np.floating:
+def nll(Oa: Array, y: Labels, weights: Array | None = None) -> np.floating:
     """Mean negative log-likelihood from logits ``Oa`` (n, m) and labels ``y`` (n,).
 
-    Returns a NumPy scalar of the logits' dtype.
+    With ``weights`` (n,) the weighted mean ``sum_i w_i l_i / sum_i w_i`` (0 when every
+    weight is 0: rows of no weight carry no loss). Returns a NumPy scalar of the logits' dtype.
     """
     # NOTE: log-softmax of the logits, never log(softmax): softmax underflows to 0 for
     # a confident wrong answer and log(0) = -inf.
-    loss: np.floating[Any] = -np.mean(F.log_softmax(Oa)[np.arange(Oa.shape[0]), y])
-    return loss
+    if weights is None:
+        loss: np.floating[Any] = -np.mean(F.log_softmax(Oa)[np.arange(Oa.shape[0]), y])
+        return loss
+    losses = -F.log_softmax(Oa)[np.arange(Oa.shape[0]), y]
+    total = np.sum(weights)
+    weighted: np.floating[Any] = np.sum(weights * losses) / total if total else Oa.dtype.type(0)
+    return weighted
 
 
-def nll_grad(Oa: Array, y: Labels) -> Array:
-    """Gradient of :func:`nll` with respect to the logits: ``(softmax(Oa) - onehot(y)) / n``, shape (n, m)."""
+def nll_grad(Oa: Array, y: Labels, weights: Array | None = None) -> Array:
+    """Gradient of :func:`nll` with respect to the logits: ``(softmax(Oa) - onehot(y)) / n``, shape (n, m).
+
+    With ``weights``, row ``i`` is multiplied by ``w_i / sum_j w_j`` instead of ``1 / n``.
+    """
     # NOTE: softmax - onehot is the gradient only for a softmax output under the negative
     # log-likelihood (the assignment's Q5-Q7): the softmax's Jacobian cancels against log's derivative.
     n, m = Oa.shape
-    dOa: Array = (F.softmax(Oa) - onehot(y, m, Oa.dtype)) / n
-    return dOa
+    if weights is None:
+        dOa: Array = (F.softmax(Oa) - onehot(y, m, Oa.dtype)) / n
+        return dOa
+    total = np.sum(weights)
+    share = weights / total if total else np.zeros_like(weights)  # w_i / sum_j w_j
+    weighted: Array = (F.softmax(Oa) - onehot(y, m, Oa.dtype)) * share[:, None]
+    return weighted
+
+
+def check_weights(weights: ArrayLike, n: int, dtype: np.dtype[Any]) -> Array:
+    """Per-row weights ``(n,)``: finite and >= 0, in ``dtype``; a ``ValueError`` otherwise."""
+    w = np.asarray(weights)
+    if w.shape != (n,):
+        raise ValueError(f"sample weights must have shape ({n},), one per row. Got {w.shape} instead.")
+    if not (np.issubdtype(w.dtype, np.number) and not np.issubdtype(w.dtype, np.complexfloating)):
+        raise ValueError(f"sample weights must be real numbers. Got dtype {w.dtype} instead.")
+    w = w.astype(dtype)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample weights must be finite and >= 0.")
+    return w
 
 
 def penalty_grad(W: Array, l1: float, l2: float) -> Array:
@@ -287,11 +319,17 @@ class MLP:
         return classes
 
     # -- objective -------------------------------------------------------------------
-    def loss(self, X: ArrayLike, y: ArrayLike) -> np.floating:
-        """Mean negative log-likelihood on ``(X, y)``, without the penalty (a scalar of :attr:`dtype`)."""
+    def loss(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> np.floating:
+        """Mean negative log-likelihood on ``(X, y)``, without the penalty (a scalar of :attr:`dtype`).
+
+        ``sample_weight`` (n,): the weighted mean instead (see :func:`nll`).
+        """
         X, y = self.check_input(X, y)
         assert y is not None
-        return nll(self.forward(X).logits, y)
+        return nll(self.forward(X).logits, y, self._weights(sample_weight, X))
+
+    def _weights(self, sample_weight: ArrayLike | None, X: Array) -> Array | None:
+        return None if sample_weight is None else check_weights(sample_weight, X.shape[0], self.dtype)
 
     def penalty(self) -> np.floating:
         """``sum_l l1[l] * ||W_l||_1 + l2[l] * ||W_l||_2^2`` (a scalar of :attr:`dtype`)."""
@@ -299,9 +337,9 @@ class MLP:
         total: np.floating[Any] = sum(terms, self.dtype.type(0))
         return total
 
-    def objective(self, X: ArrayLike, y: ArrayLike) -> np.floating:
+    def objective(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> np.floating:
         """The regularised empirical risk: :meth:`loss` + :meth:`penalty` (the assignment's 2.18)."""
-        risk: np.floating[Any] = self.loss(X, y) + self.penalty()
+        risk: np.floating[Any] = self.loss(X, y, sample_weight) + self.penalty()
         return risk
 
     # -- backprop --------------------------------------------------------------------
@@ -309,8 +347,8 @@ class MLP:
         """``dA = dH * f'(A)``, elementwise (the assignment's ``grad_ha = grad_hs * 1[h_a > 0]`` for rect)."""
         return dH * self._df(A)
 
-    def backprop(self, X: Array, y: Labels) -> tuple[dict[str, Array], Array]:
-        """Gradients of the mean NLL over the rows of ``X``, and ``dX``, in one matrix pass.
+    def backprop(self, X: Array, y: Labels, weights: Array | None = None) -> tuple[dict[str, Array], Array]:
+        """Gradients of the mean NLL over the rows of ``X`` (weighted by ``weights``), and ``dX``, in one matrix pass.
 
         Returns
         -------
@@ -318,7 +356,7 @@ class MLP:
         dX : array of shape (n, d), the gradient with respect to the inputs
         """
         fw = self.forward(X)
-        dA = nll_grad(fw.logits, y)  # dOa
+        dA = nll_grad(fw.logits, y, weights)  # dOa
         grads: dict[str, Array] = {}
         for i in range(self.n_layers - 1, -1, -1):  # layer i + 1 in the assignment's numbering
             w, b = self.layer_names[i]
@@ -332,7 +370,8 @@ class MLP:
         return {w: penalty_grad(self.params[w], a, b)
                 for (w, _), a, b in zip(self.layer_names, self.l1, self.l2, strict=True) if a or b}
 
-    def gradients(self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix") -> dict[str, Array]:
+    def gradients(self, X: ArrayLike, y: ArrayLike, *, backprop: str = "matrix",
+                  sample_weight: ArrayLike | None = None) -> dict[str, Array]:
         """Gradient of :meth:`objective` for every parameter, by name.
 
         Parameters
@@ -342,6 +381,8 @@ class MLP:
         backprop : {"matrix", "loop"}
             ``matrix`` handles the minibatch in one pass; ``loop`` one example at a
             time, then averages (the assignment's part 3, Q1 and Q3).
+        sample_weight : array of shape (n,), optional
+            Per-row weights >= 0: the gradient of the weighted mean loss (see :func:`nll`).
 
         Returns
         -------
@@ -351,12 +392,12 @@ class MLP:
         if backprop not in BACKPROPS:
             raise ValueError(f"backprop must be one of {', '.join(BACKPROPS)}. Got {backprop!r} instead.")
         assert y is not None
-        grads = BACKPROPS[backprop](self, X, y)
+        grads = BACKPROPS[backprop](self, X, y, self._weights(sample_weight, X))
         for w, dW in self.penalty_gradients().items():
             grads[w] = grads[w] + dW
         return grads
 
-    def grad_x(self, X: ArrayLike, y: ArrayLike) -> Array:
+    def grad_x(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Array:
         """Gradient of the mean loss with respect to the inputs, shape (n, d) (the assignment's Q17).
 
         Row ``i`` is ``W1^T grad_ha`` of example ``i`` divided by ``n``: the gradient of the
@@ -364,24 +405,30 @@ class MLP:
         """
         X, y = self.check_input(X, y)
         assert y is not None
-        return self.backprop(X, y)[1]
+        return self.backprop(X, y, self._weights(sample_weight, X))[1]
 
 
-def matrix_backprop(net: MLP, X: Array, y: Labels) -> dict[str, Array]:
+def matrix_backprop(net: MLP, X: Array, y: Labels, weights: Array | None = None) -> dict[str, Array]:
     """Data-term gradients for the whole minibatch in one matrix pass."""
-    return net.backprop(X, y)[0]
+    return net.backprop(X, y, weights)[0]
 
 
-def loop_backprop(net: MLP, X: Array, y: Labels) -> dict[str, Array]:
-    """Data-term gradients one example at a time, then averaged (the assignment's loop)."""
+def loop_backprop(net: MLP, X: Array, y: Labels, weights: Array | None = None) -> dict[str, Array]:
+    """Data-term gradients one example at a time, then averaged (the assignment's loop).
+
+    With ``weights``, example ``i``'s gradient counts ``w_i`` times and the sum is divided by ``sum_i w_i``.
+    """
     total = {k: np.zeros_like(P) for k, P in net.params.items()}
     for i in range(X.shape[0]):
         for k, g in matrix_backprop(net, X[i : i + 1], y[i : i + 1]).items():
-            total[k] += g
-    return {k: g / max(X.shape[0], 1) for k, g in total.items()}
+            total[k] += g if weights is None else weights[i] * g
+    if weights is None:
+        return {k: g / max(X.shape[0], 1) for k, g in total.items()}
+    weight = np.sum(weights)
+    return {k: g / weight if weight else g for k, g in total.items()}  # no weight: every g is 0
 
 
-BACKPROPS: dict[str, Callable[[MLP, Array, Labels], dict[str, Array]]] = {
+BACKPROPS: dict[str, Callable[[MLP, Array, Labels, Array | None], dict[str, Array]]] = {
     "matrix": matrix_backprop,
     "loop": loop_backprop,
 }

@@ -98,6 +98,7 @@ CHECKPOINT_FORMAT_VERSION = 2  # 2: the history in an append-only file beside me
 MODEL_FILE = "model.npz"
 EMBEDDED_CONFIG = "config"  # format 2: model.npz's uint8 member holding config.json's text
 CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"  # written beside the model by npmlp train (npmlp.runs)
 CHECKPOINT_DIR = "checkpoint"
 META_FILE = "meta.json"
 MAX_JSON_BYTES = 64 * 2**20  # far above any real config or history; refuses a stray huge file
@@ -176,6 +177,36 @@ def _read_json(path: Path, hint: str = "") -> dict[str, Any]:
     if len(raw) > MAX_JSON_BYTES:
         raise ModelFileError(f"{path} is larger than {MAX_JSON_BYTES} bytes: it is not an npmlp file.")
     return _parse_json(raw, path)
+
+
+def read_run_history(path: PathLike) -> list[dict[str, Any]] | None:
+    """The rows of ``history.json`` beside the model in ``path`` (a run directory of ``npmlp train``, or one of
+    its model files); None when there is none.
+
+    Each row must be an object whose ``epoch`` counts from 1 and whose ``train_loss`` is a finite
+    number: anything else is a :class:`ModelFileError` naming the row.
+    """
+    where = Path(path)
+    file = (where if where.is_dir() else where.parent) / HISTORY_FILE
+    if not file.is_file():
+        return None
+    with open(file, "rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ModelFileError(f"{file} is larger than {MAX_JSON_BYTES} bytes: it is not an npmlp file.")
+    try:
+        rows = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{file} is not valid JSON: {exc}.") from exc
+    if not isinstance(rows, list):
+        raise ModelFileError(f"{file} must hold a JSON list of epochs. Got {type(rows).__name__} instead.")
+    for i, row in enumerate(rows):
+        loss = row.get("train_loss") if isinstance(row, dict) else None
+        if not isinstance(row, dict) or row.get("epoch") != i + 1 or isinstance(loss, bool) \
+                or not isinstance(loss, (int, float)):
+            raise ModelFileError(f"{file}: row {i + 1} must be an object with epoch {i + 1} and a finite "
+                                 f"train_loss. Got {_short(row)} instead.")
+    return rows
 
 
 def _parse_json(raw: bytes, path: Path | str) -> dict[str, Any]:

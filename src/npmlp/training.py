@@ -17,18 +17,20 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
-from .kernels import Workspace, train_step
-from .minibatches import Prefetcher, gathered, prefetch_pays
-from .network import BACKPROPS, DTYPES, MLP, Array, nll
+from .kernels import Tally, Workspace, train_step
+from .minibatches import Prefetcher, gather_weights, gathered, prefetch_pays
+from .network import BACKPROPS, DTYPES, MLP, Array, check_weights, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
 
 Split = tuple[Array, NDArray[np.intp]]
 SPLITS = ("train", "valid", "test")
+#: How an epoch's train loss and error are measured (TrainConfig.train_metrics).
+TRAIN_METRICS = ("exact", "running")
 
 
 def _uses(**values: str) -> Callable[[Mapping[str, Any]], bool]:
@@ -71,6 +73,10 @@ class TrainConfig:
                                          applies=lambda c: c.get("early_stopping") is not None)
     backprop: str = setting("matrix", Choice(BACKPROPS), "backprop version",
                             applies=lambda c: c.get("backprop") != "matrix")
+    train_metrics: str = setting("exact", Choice(TRAIN_METRICS), "the epoch's train loss and error: exact (the "
+                                 "training set evaluated after the epoch) or running (the mean over the epoch's "
+                                 "minibatches as each step saw them, scikit-learn's loss_curve_: no second pass)",
+                                 applies=lambda c: c.get("train_metrics", "exact") != "exact")
     seed: int = setting(0, Integer(0), "seed of every random draw")
 
     def __post_init__(self) -> None:
@@ -129,24 +135,31 @@ class TrainResult:
 
 
 def evaluate(net: MLP, X: Array, y: NDArray[np.intp], *, batch_size: int = 2048,
-             check_finite: bool = False) -> tuple[float, float]:
+             check_finite: bool = False, weights: Array | None = None) -> tuple[float, float]:
     """Mean NLL (without penalty) and classification error of ``net`` on ``(X, y)``, batched.
 
     ``check_finite``: raise :class:`DataError` naming the first rows whose logits overflow
     (the training loop leaves it off: a non-finite loss there is how divergence shows).
+    ``weights`` (n,): the weighted mean loss and weighted error (nan when they sum to 0).
     """
-    if X.shape[0] == 0:
+    total = X.shape[0] if weights is None else float(weights.sum())
+    if X.shape[0] == 0 or not total:
         return float("nan"), float("nan")
-    loss_sum, wrong = 0.0, 0
+    loss_sum, wrong = 0.0, 0.0
     for i in range(0, X.shape[0], batch_size):
         with np.errstate(over="ignore", invalid="ignore") if check_finite else contextlib.nullcontext():
             Oa = net.forward(X[i : i + batch_size]).logits
         if check_finite:
             refuse_nonfinite_rows(Oa, first_row=i)
         yb = y[i : i + batch_size]
-        loss_sum += float(nll(Oa, yb)) * yb.shape[0]
-        wrong += int(np.count_nonzero(Oa.argmax(axis=1) != yb))
-    return loss_sum / X.shape[0], wrong / X.shape[0]
+        if weights is None:
+            loss_sum += float(nll(Oa, yb)) * yb.shape[0]
+            wrong += int(np.count_nonzero(Oa.argmax(axis=1) != yb))
+        else:
+            wb = weights[i : i + batch_size]
+            loss_sum += float(nll(Oa, yb, wb)) * float(wb.sum())
+            wrong += float(wb @ (Oa.argmax(axis=1) != yb))
+    return loss_sum / total, wrong / total
 
 
 def refuse_nonfinite_rows(Oa: Array, *, first_row: int = 0, source: str = "the input") -> None:
@@ -163,12 +176,16 @@ def refuse_nonfinite_rows(Oa: Array, *, first_row: int = 0, source: str = "the i
                         f"{bad.size} in all): their values are far outside what the model was trained on.")
 
 
-def majority_error(y: NDArray[np.intp]) -> float:
-    """The error of always guessing the most common label of ``y`` (n,)."""
+def majority_error(y: NDArray[np.intp], weights: Array | None = None) -> float:
+    """The error of always guessing the most common label of ``y`` (n,) (the heaviest, with ``weights``)."""
+    if weights is not None:
+        total = float(weights.sum())
+        return 1.0 - float(np.bincount(y, weights).max()) / total if y.shape[0] and total else float("nan")
     return 1.0 - int(np.bincount(y).max()) / y.shape[0] if y.shape[0] else float("nan")
 
 
-def judge_progress(result: TrainResult, splits: Mapping[str, Split], lr: float) -> TrainResult:
+def judge_progress(result: TrainResult, splits: Mapping[str, Split], lr: float,
+                   weights: Mapping[str, Array] | None = None) -> TrainResult:
     """Set ``result.no_progress`` (and its hint in ``message``) from the split the final error is measured on.
 
     No progress: the final validation error (training error without validation rows) is not
@@ -176,7 +193,7 @@ def judge_progress(result: TrainResult, splits: Mapping[str, Split], lr: float) 
     """
     split = "valid" if "valid" in splits and splits["valid"][1].shape[0] else "train"
     y = splits[split][1]
-    result.majority_error = majority_error(y)
+    result.majority_error = majority_error(y, (weights or {}).get(split))
     if result.stopped_because == "interrupted":
         return result
     error = result.final().get(f"{split}_error")
@@ -212,6 +229,7 @@ class TrainState:
     best_epoch: int | None = None
     best_params: dict[str, Array] | None = None
     rng_epoch_start: dict[str, Any] | None = None  # RNG state that drew this epoch's permutation
+    tally: Tally = field(default_factory=Tally)  # the epoch in progress's minibatch losses (train_metrics running)
 
 
 class Trainer:
@@ -261,7 +279,8 @@ class Trainer:
         if st.best_params is not None:
             arrays.update({f"best/{k}": v for k, v in st.best_params.items()})
         meta = {"epoch": st.epoch, "batch": st.batch, "best_epoch": st.best_epoch,
-                "rng": rng_state_to_json(self.rng), "rng_epoch_start": st.rng_epoch_start}
+                "rng": rng_state_to_json(self.rng), "rng_epoch_start": st.rng_epoch_start,
+                "tally": [st.tally.loss, st.tally.weight, st.tally.wrong]}
         return arrays, meta
 
     @classmethod
@@ -285,7 +304,7 @@ class Trainer:
         best = {k[len("best/"):]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
         trainer.state = TrainState(epoch=meta["epoch"], batch=meta["batch"], history=history,
                                    best_epoch=meta["best_epoch"], best_params=best or None,
-                                   rng_epoch_start=meta["rng_epoch_start"])
+                                   rng_epoch_start=meta["rng_epoch_start"], tally=Tally(*meta.get("tally", (0, 0, 0))))
         return trainer
 
     def lr_at(self, epoch: int) -> float:
@@ -293,14 +312,18 @@ class Trainer:
         return learning_rate(c.lr_schedule, c.lr, epoch, epochs=c.epochs, decay=c.lr_decay, step=c.lr_step,
                              gamma=c.lr_gamma)
 
-    def run_epoch(self, X: Array, y: NDArray[np.intp]) -> bool:
+    def run_epoch(self, X: Array, y: NDArray[np.intp], weights: Array | None = None) -> bool:
         """Train over one shuffled pass of ``(X, y)``, from minibatch ``state.batch`` on.
 
+        ``weights`` (n,): per-row weights of the loss, gathered with each minibatch. With
+        ``train_metrics = "running"`` the steps tally their minibatches' losses in ``state.tally``.
         Returns False when a stop was requested mid-epoch (the state then says where).
         """
         net, ws, K, st = self.net, self.workspace, self.config.batch_size, self.state
+        tally = st.tally if self.config.train_metrics == "running" else None
         if st.batch == 0 or st.rng_epoch_start is None:
             st.rng_epoch_start = dict(self.rng.bit_generator.state)
+            st.tally = tally = Tally() if tally is not None else st.tally
         else:  # resuming mid-epoch: redraw the very same permutation
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
@@ -312,7 +335,8 @@ class Trainer:
         with contextlib.closing(minibatches):  # leaving early stops the gathering thread
             for Xb, yb in minibatches:
                 # The inputs were validated once by train(): straight to the fast path.
-                train_step(net, ws, self.optimizer, Xb, yb, lr, backprop)
+                wb = None if weights is None else gather_weights(weights, order, st.batch * K, yb.shape[0], ws.w)
+                train_step(net, ws, self.optimizer, Xb, yb, lr, backprop, wb, tally)
                 st.batch += 1
                 if self.stop_requested:
                     return False
@@ -369,6 +393,10 @@ def _check_state(config: TrainConfig, net: MLP, arrays: Mapping[str, Array], met
     if has_best:
         _check_arrays("best/", net.params, arrays, where)
     generator("rng")
+    tally = meta.get("tally", [0, 0, 0])
+    if not (isinstance(tally, list) and len(tally) == 3 and all(type(v) in (int, float) and 0 <= v < math.inf
+                                                                for v in tally)):
+        raise bad("tally", "three finite numbers >= 0 (loss, weight and errors so far)", tally)
     if meta.get("rng_epoch_start") is not None or batch > 0:  # resuming mid-epoch redraws the permutation from it
         generator("rng_epoch_start")
 
@@ -431,6 +459,7 @@ def train(
     progress: bool = False,
     on_epoch: Callable[[Trainer], None] | None = None,
     prefetch: bool | None = None,
+    weights: Mapping[str, ArrayLike] | None = None,
 ) -> TrainResult:
     """Fit a network on ``splits["train"]``, evaluating every split after each epoch.
 
@@ -452,6 +481,10 @@ def train(
     prefetch : bool, optional
         Sets :attr:`Trainer.prefetch`: gather minibatches ahead in a background thread.
         None decides by the data; False suits processes that share the cores (parallel trials).
+    weights : mapping of split names to arrays of shape (n,), optional
+        Per-row weights (``sample_weight``, >= 0): the training loss and its gradient are the
+        weighted mean (see :func:`npmlp.network.nll`), and each split's loss and error are
+        measured weighted. Without them the unweighted code runs, unchanged.
 
     Returns
     -------
@@ -465,12 +498,25 @@ def train(
     splits = {k: trainer.net.check_input(*v) for k, v in splits.items()}
     if config.early_stopping and "valid" not in splits:
         raise ValueError("early_stopping needs a validation split. Got none.")
+    checked = _check_split_weights(weights or {}, splits, trainer.net)
     bar = Progress(progress, config.epochs, trainer.state.epoch)
     try:
-        result = _loop(trainer, splits, bar, on_epoch)
+        result = _loop(trainer, splits, bar, on_epoch, checked)
     finally:
         bar.close()
-    return judge_progress(result, splits, config.lr)
+    return judge_progress(result, splits, config.lr, checked)
+
+
+def _check_split_weights(weights: Mapping[str, ArrayLike], splits: Mapping[str, Split], net: MLP) -> dict[str, Array]:
+    """Each split's weights checked against its rows, in the network's dtype; the training rows' not all 0."""
+    unknown = sorted(set(weights) - set(splits))
+    if unknown:
+        raise ValueError(f"weights name splits that are not there: {', '.join(unknown)}. "
+                         f"Got splits {', '.join(splits)}.")
+    checked = {k: check_weights(w, splits[k][0].shape[0], net.dtype) for k, w in weights.items()}
+    if "train" in checked and splits["train"][0].shape[0] and not checked["train"].any():
+        raise ValueError("the training rows' sample weights are all zero: there is nothing to learn from.")
+    return checked
 
 
 def _result(trainer: Trainer, stopped: str, before: Mapping[str, Array] | None, message: str = "") -> TrainResult:
@@ -492,15 +538,15 @@ def _result(trainer: Trainer, stopped: str, before: Mapping[str, Array] | None, 
     return TrainResult(net, st.history, stopped, best_epoch, message)
 
 
-def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress,
-          on_epoch: Callable[[Trainer], None] | None) -> TrainResult:
+def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress, on_epoch: Callable[[Trainer], None] | None,
+          weights: Mapping[str, Array]) -> TrainResult:
     net, st, config = trainer.net, trainer.state, trainer.config
     X, y = splits["train"]
     stopped = "max_epochs"
     while st.epoch < config.epochs:
         before = {k: v.copy() for k, v in net.params.items()}
         tic = time.perf_counter()
-        finished = trainer.run_epoch(X, y)
+        finished = trainer.run_epoch(X, y, weights.get("train"))
         seconds = time.perf_counter() - tic
         if not finished:
             if on_epoch:
@@ -508,8 +554,12 @@ def _loop(trainer: Trainer, splits: Mapping[str, Split], bar: Progress,
             return _result(trainer, "interrupted", before)
         row: dict[str, Any] = {"epoch": st.epoch + 1, "lr": trainer.lr_at(st.epoch)}
         for s in SPLITS:
-            loss, err = evaluate(net, *splits[s]) if s in splits else (None, None)
-            row[f"{s}_loss"], row[f"{s}_error"] = loss, err
+            measured: tuple[float, float] | tuple[None, None] = (None, None)
+            if s == "train" and config.train_metrics == "running":  # what the epoch's steps saw
+                measured = st.tally.means()
+            elif s in splits:
+                measured = evaluate(net, *splits[s], weights=weights.get(s))
+            row[f"{s}_loss"], row[f"{s}_error"] = measured
         row["seconds"] = seconds
         if diverged(net, row["train_loss"]):
             kept = st.best_epoch if config.early_stopping and st.best_params is not None else st.epoch
