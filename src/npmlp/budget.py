@@ -95,7 +95,15 @@ def read_bounded(stream: IO[bytes], name: str, *, limit: int, timeout: float) ->
 
     deadline, size = time.monotonic() + timeout, 0
     chunks: list[bytes] = []
-    fd = stream.fileno()
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # an in-memory stream: nothing can block
+        fd = None
+    if fd is None:
+        data = stream.read(limit + 1)
+        if len(data) > limit:
+            raise DataError(f"{name}: more than {format_size(limit)} of input; pass a file, or raise --max-memory.")
+        return data
     while True:
         left = deadline - time.monotonic()
         ready = select.select([fd], [], [], max(left, 0))[0] if left > 0 else []

@@ -334,7 +334,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = Model.load(args.model)
     names = model.feature_names
     X, header = read_features(args.input, dtype=model.net.dtype.name, header=args.header, delimiter=args.delimiter,
-                              max_memory=args.max_memory, timeout=args.timeout)
+                              max_memory=args.max_memory, timeout=args.timeout, select=names)
     where = "standard input" if args.input == "-" else str(args.input)
     if names is not None and header is not None and set(names) <= set(header):
         X = X[:, [header.index(n) for n in names]]  # the model's features by name, in its order

@@ -920,14 +920,16 @@ def load_features(path: PathLike, *, dtype: str | type = "float64") -> Array:
 
 
 def read_features(path: PathLike, *, dtype: str | type = "float64", header: str = "auto", delimiter: str = "auto",
-                  max_memory: int | None = None, timeout: float = STREAM_TIMEOUT) -> tuple[Array, list[str] | None]:
+                  max_memory: int | None = None, timeout: float = STREAM_TIMEOUT,
+                  select: Sequence[str] | None = None) -> tuple[Array, list[str] | None]:
     """Features to predict on, shape (n, d), and the header's column names (None without a header).
 
     ``path`` is a ``.npy`` file (told by name or magic, read with no pickle), a text table
     as in :func:`read_table`, or a stream: ``-`` for standard input, a pipe or process
     substitution. A stream is read whole, at most :data:`STREAM_LIMIT` bytes (and a quarter
     of the memory budget) within ``timeout`` seconds. Every value must be finite and there
-    must be at least one row.
+    must be at least one row. ``select`` picks columns by header name (see
+    :func:`npmlp.tables.read_table`).
     """
     dt = resolve_dtype(dtype)
     names = None
@@ -944,7 +946,8 @@ def read_features(path: PathLike, *, dtype: str | type = "float64", header: str 
         if data.startswith(NPY_MAGIC):
             X = _parse_npy(bytearray(data), name)
         else:
-            table = tables.read_table(tables.decode(data, name), label=None, header=header, delimiter=delimiter)
+            table = tables.read_table(tables.decode(data, name), label=None, header=header, delimiter=delimiter,
+                                      select=select)
             X, names = table.X, table.names
     else:
         file = _regular_file(path, "features file")
@@ -953,7 +956,7 @@ def read_features(path: PathLike, *, dtype: str | type = "float64", header: str 
             X = _read_npy(file)
         else:
             table = tables.read_table(tables.TextSource(name, path=file), label=None, header=header,
-                                      delimiter=delimiter, memory=_memory_check(max_memory))
+                                      delimiter=delimiter, memory=_memory_check(max_memory), select=select)
             X, names = table.X, table.names
     if 0 in X.shape:
         raise DataError(f"{name}: features must have at least one row and one column. Got shape {X.shape} instead.")

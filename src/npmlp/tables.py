@@ -269,7 +269,8 @@ def _bad_cell(source: TextSource, layout: _Layout, line: int, column: int, cell:
 
 
 def read_table(source: TextSource, *, label: int | str | None = "last", header: str = "auto",
-               delimiter: str = "auto", memory: Callable[[int, str], None] | None = None) -> Table:
+               delimiter: str = "auto", memory: Callable[[int, str], None] | None = None,
+               select: Sequence[str] | None = None) -> Table:
     """Parse ``source`` into features and (unless ``label`` is None) a label column.
 
     Parameters
@@ -282,6 +283,9 @@ def read_table(source: TextSource, *, label: int | str | None = "last", header: 
     memory : callable, optional
         Called with the bytes the feature array will take and a description, before it is
         parsed (a memory budget's check).
+    select : list of str, optional
+        Feature columns to keep, by header name, in this order, when the file has a header
+        holding them all (a model's features; other columns, the label's too, are skipped).
     """
     try:
         layout = _layout(source, delimiter=delimiter, header=header, label=label)
@@ -292,6 +296,8 @@ def read_table(source: TextSource, *, label: int | str | None = "last", header: 
         line_list, codes, seen = _scan(source, layout, column)
         lines = np.frombuffer(line_list, dtype=np.int64) if line_list else np.zeros(0, np.int64)
         usecols = [j for j in range(layout.n_columns) if j != column]
+        if select is not None and layout.header is not None and set(select) <= set(layout.header):
+            usecols = [layout.header.index(name) for name in select]
         if memory is not None:
             memory(2 * len(lines) * len(usecols) * 8, f"reading {source.name} ({len(lines)} rows x {len(usecols)} "
                                                         "columns as float64)")
