@@ -46,13 +46,16 @@ import http.client
 import io
 import math
 import os
+import signal
 import stat
 import struct
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, Union
@@ -105,10 +108,26 @@ CLASS_NAMES: dict[str, list[str]] = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
+#: What the named sets' labels are, to tell one set from another whatever their compression:
+#: the SHA-256 (:func:`sha256_arrays`) of the decoded train and test label arrays, and the
+#: count of each class in each. MNIST's digest is not recorded yet (it was not at hand
+#: when this was written): its class counts stand for it.
+LABEL_SHA256: dict[str, str | None] = {
+    "mnist": None,
+    "fashion-mnist": "04b97f3887294defb44a489d8f816be95fa7f154e8cb141182e8e99f30a7c7b4",
+}
+LABEL_COUNTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "mnist": ((5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+              (980, 1135, 1032, 1010, 982, 892, 1028, 1010, 974, 1009)),
+    "fashion-mnist": ((6000,) * 10, (1000,) * 10),
+}
 IMAGE_SHAPE = (28, 28)
 N_VALID, BIG_TRAIN = 10_000, 20_000
 CIRCLE_RADII = (1.0, 0.8)
 DOWNLOAD_TIMEOUT = 30.0
+#: No file may take longer than this to download (a mirror sending a byte a second).
+DOWNLOAD_DEADLINE = 600.0
+SLOW_CHUNK = 1 << 16
 STREAM_LIMIT = 1 << 30
 STREAM_TIMEOUT = 60.0
 CHUNK = 1 << 20
@@ -561,6 +580,8 @@ def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: boo
             f"{files[2]}: images must be {want[0]}x{want[1]} like those of {files[0]}. "
             f"Got {shape} and {test_images.shape[1:]} instead; check that both files come from {name}."
         )
+    if named:
+        _check_named(name, source, labels, test_labels)
     n = len(labels)
     cut = n - (N_VALID if n > BIG_TRAIN else n // 5)
     X, y = _pixels(images, dt), labels.astype(np.intp)
@@ -573,6 +594,27 @@ def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: boo
         image_shape=(int(shape[0]), int(shape[1])), class_names=CLASS_NAMES[name] if named else None, source=source,
         identity=identity([images, labels, test_images, test_labels], rows, seed=None),
     )
+
+
+def _which_set(labels: NDArray[np.uint8], test_labels: NDArray[np.uint8]) -> str | None:
+    """The named set these labels are, by digest or class counts; None when none."""
+    digest = sha256_arrays(labels, test_labels)
+    counts = (tuple(np.bincount(labels, minlength=10).tolist()), tuple(np.bincount(test_labels, minlength=10).tolist()))
+    for name in IDX_SETS:
+        if LABEL_SHA256.get(name) == digest or (LABEL_SHA256.get(name) is None and LABEL_COUNTS.get(name) == counts):
+            return name
+    return None
+
+
+def _check_named(name: str, source: str, labels: NDArray[np.uint8], test_labels: NDArray[np.uint8]) -> None:
+    """Local files of a named set must be that set (well-formed IDX files of another set are refused)."""
+    if name not in LABEL_SHA256 and name not in LABEL_COUNTS:
+        return
+    found = _which_set(labels, test_labels)
+    if found != name:
+        what = f"{found}'s files" if found else "not the official files of any set npmlp knows (their labels differ)"
+        raise DataError(f"{source}: these are {what}, not {name}'s; put {name}'s files there, or pass the folder "
+                        "as --dataset PATH to train on it as it is.")
 
 
 def _find_file(directory: Path, base: str) -> Path | None:
@@ -685,12 +727,43 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _Terminated(Exception):
+    """SIGTERM during a download: unwinds so that the temporary file is removed."""
+
+
+@contextlib.contextmanager
+def _terminate_unwinds() -> Iterator[None]:
+    """Within the block, SIGTERM raises (then exits 143 as before) instead of killing at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)  # the temporary file is gone; die of the signal as asked
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _fetch(url: str, target: Path, *, size: int, sha256: str, progress: bool) -> None:
-    """Download ``url`` to ``target`` atomically, kept only if its size and SHA-256 are official."""
-    with atomic_open(target, "wb") as out:  # a DataError inside drops the temporary file
+    """Download ``url`` to ``target`` atomically, kept only if its size and SHA-256 are official.
+
+    Each read waits at most :data:`DOWNLOAD_TIMEOUT` seconds and the whole file
+    :data:`DOWNLOAD_DEADLINE`; the temporary file is removed on every exit (SIGINT and
+    SIGTERM included).
+    """
+    with _terminate_unwinds(), atomic_open(target, "wb") as out:  # an exception inside drops the temporary file
         try:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                n, digest = _copy(response, out, limit=size + 1, bar=_progress_bar(progress, size, target.name))
+                bar = _progress_bar(progress, size, target.name)
+                n, digest = _copy(response, out, limit=size + 1, bar=bar, deadline=time.monotonic() + DOWNLOAD_DEADLINE)
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, urllib.error.HTTPError):
                 exc.close()  # it holds the open response
@@ -703,12 +776,14 @@ def _fetch(url: str, target: Path, *, size: int, sha256: str, progress: bool) ->
             )
 
 
-def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any) -> tuple[int, str]:
-    """Copy at most ``limit`` bytes; return how many and their SHA-256 hex digest."""
+def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any, deadline: float | None = None) -> tuple[int, str]:
+    """Copy at most ``limit`` bytes before ``deadline`` (``time.monotonic``); return how many and their SHA-256."""
     digest, n = hashlib.sha256(), 0
     try:
         while n < limit:
-            chunk = src.read(min(CHUNK, limit - n))
+            if deadline is not None and time.monotonic() > deadline:
+                raise DataError(f"too slow: {n} of {limit - 1} bytes after {DOWNLOAD_DEADLINE:g} s (the deadline)")
+            chunk = src.read(min(CHUNK if deadline is None else SLOW_CHUNK, limit - n))
             if not chunk:
                 break
             digest.update(chunk)
@@ -722,14 +797,35 @@ def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any) -> tuple[int,
     return n, digest.hexdigest()
 
 
+class _ProgressLines:
+    """Download progress as a line on stderr every few seconds (no terminal, or no tqdm)."""
+
+    def __init__(self, total: int, desc: str, every: float = 5.0) -> None:
+        self.total, self.desc, self.every, self.n = total, desc, every, 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"npmlp: downloading {self.desc}: {self.n / 1e6:.1f} of {self.total / 1e6:.1f} MB "
+                  f"({now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
-    """A tqdm bar on stderr when asked for, stderr is a terminal and tqdm is installed."""
-    if not enabled or not sys.stderr.isatty():
+    """A tqdm bar on a terminal's stderr when tqdm is installed, else progress lines; None when not asked for."""
+    if not enabled:
         return None
     try:
         from tqdm import tqdm  # optional: pip install npmlp[progress]
     except ImportError:
-        return None
+        return _ProgressLines(total, desc)
+    if not sys.stderr.isatty():
+        return _ProgressLines(total, desc)
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr, leave=False)
 
 
