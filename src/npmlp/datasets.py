@@ -127,7 +127,6 @@ CIRCLE_RADII = (1.0, 0.8)
 DOWNLOAD_TIMEOUT = 30.0
 #: No file may take longer than this to download (a mirror sending a byte a second).
 DOWNLOAD_DEADLINE = 600.0
-SLOW_CHUNK = 1 << 16
 STREAM_LIMIT = 1 << 30
 STREAM_TIMEOUT = 60.0
 CHUNK = 1 << 20
@@ -783,7 +782,10 @@ def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any, deadline: flo
         while n < limit:
             if deadline is not None and time.monotonic() > deadline:
                 raise DataError(f"too slow: {n} of {limit - 1} bytes after {DOWNLOAD_DEADLINE:g} s (the deadline)")
-            chunk = src.read(min(CHUNK if deadline is None else SLOW_CHUNK, limit - n))
+            # NOTE: read1 returns what one receive brought: read(n) would wait for all n bytes,
+            # and a mirror trickling a byte a second would never let the deadline be checked.
+            read = getattr(src, "read1", src.read) if deadline is not None else src.read
+            chunk = read(min(CHUNK, limit - n))
             if not chunk:
                 break
             digest.update(chunk)
