@@ -471,6 +471,7 @@ TEXT_ERRORS = {
                          "1.5; pass --label-column"),
     "one class": (b"1 2 -1\n", r"holds one class \(-1\)"),
     "missing label": (b"1,2,a\n1,2,\n", "line 2: a missing label"),
+    "unprintable label": (b"1,2,a\n1,2,a\x00\n", "line 2: a label must be printable text"),  # found by atheris
     "one column": (b"1\n2\n", "at least 2 columns .* Got 1"),
     "binary": (b"\x00\xff\xfe1 2\n", "must be UTF-8 text .* Got byte 0xff"),
     "too few rows": (b"1 2 0\n1 2 1\n3 4 1\n", "needs at least 5 rows. Got 3"),

@@ -94,6 +94,13 @@ def test_gradcheck_of_a_huge_batch_is_refused_naming_the_flag(tmp_path: Path) ->
     one_line(err, "gradcheck", "--batch-size")
 
 
+def test_gradcheck_of_a_large_network_checks_a_sample_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gradcheck", "--hidden", "300", "--inputs", "300"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "(300 of 90000 entries, chosen at random)" in out  # W1: 300 x 300
+    assert "b2: max relative error" in out and "over 2 entries" in out  # small parameters: every entry
+
+
 @pytest.mark.parametrize("flags,flag", [
     (["--lr-schedule", "invscaling", "--lr-decay", "-1"], "--lr-decay"), (["--tol", "nan"], "--tol"),
     (["--lr-decay", "inf"], "--lr-decay"), (["--seed", "-1"], "--seed"), (["--max-memory", "lots"], "--max-memory"),
@@ -135,7 +142,8 @@ def test_a_named_set_must_be_that_set(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_a_large_csv_is_parsed_within_a_few_times_its_size(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n = 200_000
-    table = np.column_stack([rng.standard_normal((n, 7)), rng.integers(0, 3, n)])
+    X = rng.standard_normal((n, 7))
+    table = np.column_stack([X, X[:, 0] > 0])  # learnable, so that the run makes progress
     path = tmp_path / "big.csv"
     np.savetxt(path, table, delimiter=",", fmt=["%.6f"] * 7 + ["%d"])
     size_mb = path.stat().st_size / 2**20

@@ -48,6 +48,8 @@ def test_the_label_column_by_name_index_or_position(label: object, column: int) 
     ("a,b,c\n1,,x\n", {}, "line 2, column 2 \\('b'\\): a missing value"),
     ("a;b;c\n1,5;2;x\n", {}, "Got '1,5' instead \\(a decimal comma"),
     ("1,2,3\n4,5\n", {}, "line 2: every row must have 3 columns like line 1. Got 2"),
+    # found by atheris: a \v inside a line made the sample see two rows where the file has one
+    ('k,"x\v2",y\n', {"header": "yes"}, "Got only a header row"),
 ])
 def test_table_errors_name_the_line_column_and_flag(text: str, options: dict, match: str) -> None:
     with pytest.raises(DataError, match=match):

@@ -117,6 +117,9 @@ def _setting_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[s
                             help=f"{decl.help} (default {_shown(default)})")
 
 
+#: Entries checked per parameter by default: all of the seed's networks, a sample of large ones
+#: (each entry costs a few forward passes, in long double for the five-point method).
+GRADCHECK_ENTRIES = 300
 NETWORK_SETTINGS = ("hidden", "activation", "l1", "l2", "dtype")
 
 
@@ -173,8 +176,9 @@ def _add_gradcheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--tol", type=positive_float, default=None, metavar="T",
                    help="five-point: pass threshold on the max relative error (default 1e-6 float64, 1e-3 float32); "
                         "forward, central: every ratio within 1 +- T (default 0.01, the assignment's band)")
-    p.add_argument("--max-entries", type=positive_int, default=None, metavar="N",
-                   help="check at most N random entries per parameter (default: all)")
+    p.add_argument("--max-entries", type=positive_int, default=GRADCHECK_ENTRIES, metavar="N",
+                   help=f"check at most N entries per parameter, drawn at random (default {GRADCHECK_ENTRIES}: "
+                        "every entry of the seed's small networks, a sample of a large one's)")
     _setting_flags(p, DataSpec, ["max_memory"])
     p.set_defaults(run=cmd_gradcheck)
 

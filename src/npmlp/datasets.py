@@ -26,12 +26,16 @@ and whose labels ``y`` of shape (n,) are ``np.intp`` integers in ``[0, n_classes
 
   A folder counts only when it holds all four files, each plain or ``.gz``. Local files
   are checked structurally (magic, dimensions, exact length, matching counts), not by
-  checksum: Debian recompressed its ``.gz`` files.
+  checksum: Debian recompressed its ``.gz`` files; and checked to be the named set by
+  their decoded labels (:data:`LABEL_SHA256`, :data:`LABEL_COUNTS`).
 - a directory: the same four IDX files; the last 10,000 training rows are the
   validation set when the training file has more than 20,000 rows, else its last 20%.
-- a text file: CSV or whitespace-separated numbers, features then the label, split
-  60/20/20. Labels are kept as written (no remapping): integers >= 0, and
-  ``n_classes = max label + 1``, so labels {1, 2} give 3 classes, class 0 empty.
+- a text file: a table read by :mod:`npmlp.tables` (header, delimiter, quoted fields), the
+  label in ``label_column`` (default the last), split 60/20/20, or 80/20 with a separate
+  ``test_dataset``. Labels (names or integers) become classes in sorted order:
+  ``Dataset.labels`` maps them back, so labels {1, 2} give 2 classes.
+- anything large is checked against the memory budget (``max_memory``, else
+  MemAvailable; :mod:`npmlp.budget`) before it is read.
 
 Every problem with a file or a data set raises :class:`npmlp.errors.DataError`, naming
 the file, the problem and the fix. Nothing is ever unpickled.
@@ -888,6 +892,11 @@ def _class_labels(where: str, table: tables.Table) -> tuple[LabelMap, Labels]:
     if "" in distinct:
         raise DataError(f"{where}, line {line_of(distinct.index(''))}: a missing label in {column}; drop the row "
                         f"or {LABEL_HINT}.")
+    unprintable = [k for k, c in enumerate(distinct) if not c.isprintable()]
+    if unprintable:  # NOTE: NumPy's str arrays would drop a trailing NUL, merging two labels
+        k = unprintable[0]
+        raise DataError(f"{where}, line {line_of(k)}: a label must be printable text. Got {distinct[k][:40]!r} "
+                        f"in {column} instead.")
     ints = [_as_int(c) for c in distinct]
     values: list[Any] = list(distinct)
     if all(v is not None for v in ints):
@@ -896,7 +905,7 @@ def _class_labels(where: str, table: tables.Table) -> tuple[LabelMap, Labels]:
         k = next(i for i, v in enumerate(ints) if v is None)
         raise DataError(f"{where}: {column} must hold class labels (names or integers): line {line_of(k)} has "
                         f"{distinct[k]}; {LABEL_HINT}.")
-    labels = LabelMap.fit(values)
+    labels = LabelMap(tuple(sorted(set(values))))
     if len(labels.classes) < 2:
         raise DataError(f"{where}: {column} holds one class ({labels.classes[0]}): a classifier needs at least 2.")
     if len(labels.classes) > max(MAX_DISTINCT_SHARE * len(codes), MIN_CONTINUOUS):

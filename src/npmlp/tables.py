@@ -128,7 +128,11 @@ def _sample(source: TextSource) -> list[tuple[int, str]]:
     with source.open() as f:
         text = f.read(SAMPLE_CHARS)
         more = f.read(1) != ""
-    lines = text.splitlines()
+    # NOTE: split on newlines only, as file iteration does: splitlines() also splits on \v,
+    # \f and others, and the two passes would disagree on what a line is.
+    lines = [s.rstrip("\r") for s in text.split("\n")]
+    if lines and not lines[-1]:
+        lines.pop()
     if more and lines:
         lines.pop()  # may be cut in the middle
     found = [(i, _cut_comment(s)) for i, s in enumerate(lines, start=1)]
@@ -294,6 +298,8 @@ def read_table(source: TextSource, *, label: int | str | None = "last", header: 
             raise DataError(f"{source.name}: a data set file must have at least 2 columns (features and the "
                             f"label). Got {layout.n_columns} instead.")
         line_list, codes, seen = _scan(source, layout, column)
+        if not line_list:
+            raise DataError(f"{source.name}: a data file must have rows of numbers. Got no data rows.")
         lines = np.frombuffer(line_list, dtype=np.int64) if line_list else np.zeros(0, np.int64)
         usecols = [j for j in range(layout.n_columns) if j != column]
         if select is not None and layout.header is not None and set(select) <= set(layout.header):
