@@ -268,6 +268,14 @@ def test_a_pipe_that_never_ends_meets_predict_s_deadline(tmp_path: Path, capsys:
     assert "standard input: no end of input after 0.5 s" in capsys.readouterr().err
 
 
+def test_a_fifo_without_a_writer_meets_predict_s_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--dataset", "circles", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet",
+                 "--no-pictures"]) == 0
+    os.mkfifo(tmp_path / "rows")
+    assert main(["predict", "--model", str(tmp_path / "r"), str(tmp_path / "rows"), "--timeout", "0.5"]) == 2
+    assert "rows: no end of input after 0.5 s" in capsys.readouterr().err
+
+
 def test_a_stream_over_the_size_bound_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["train", "--dataset", "circles", "--epochs", "1", "--out", str(tmp_path / "r"), "--quiet",

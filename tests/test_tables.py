@@ -50,6 +50,7 @@ def test_the_label_column_by_name_index_or_position(label: object, column: int) 
     ("1,2,3\n4,5\n", {}, "line 2: every row must have 3 columns like line 1. Got 2"),
     # found by atheris: a \v inside a line made the sample see two rows where the file has one
     ('k,"x\v2",y\n', {"header": "yes"}, "Got only a header row"),
+    ("a,b\n1,2\n3\r4,5\n", {"label": None}, "line 3: every row must have 2 columns"),  # atheris: a lone \r
 ])
 def test_table_errors_name_the_line_column_and_flag(text: str, options: dict, match: str) -> None:
     with pytest.raises(DataError, match=match):

@@ -72,7 +72,7 @@ def check(need: int, what: str, *, max_memory: int | None, hint: str) -> None:
     """Raise :class:`MemoryLimitError` when ``need`` bytes exceed the budget."""
     have, source = limit(max_memory)
     if have is not None and need > have:
-        raise MemoryLimitError(f"{what} would need about {format_size(need)}; {format_size(have)} {source}. "
+        raise MemoryLimitError(f"{what} would need about {format_size(need)}; {format_size(have)} {source}; "
                                f"{hint}.")
 
 
@@ -110,7 +110,10 @@ def read_bounded(stream: IO[bytes], name: str, *, limit: int, timeout: float) ->
         if not ready:
             raise DataError(f"{name}: no end of input after {timeout:g} s (a pipe whose writer never closes it?); "
                             "close the input, or pass --timeout S.")
-        chunk = os.read(fd, 1 << 20)
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:  # a non-blocking pipe said ready, then had nothing after all
+            continue
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)

@@ -1046,7 +1046,10 @@ def read_features(path: PathLike, *, dtype: str | type = "float64", header: str 
         limit = min(STREAM_LIMIT, have // 4) if have is not None else STREAM_LIMIT
         try:
             with contextlib.ExitStack() as stack:
-                stream = sys.stdin.buffer if str(path) == "-" else stack.enter_context(open(path, "rb"))
+                # NOTE: a plain open() of a FIFO waits for a writer, for ever if none comes;
+                # opened non-blocking, the wait is read_bounded's, with its deadline.
+                stream = sys.stdin.buffer if str(path) == "-" else stack.enter_context(
+                    os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb"))
                 data = budget.read_bounded(stream, name, limit=limit, timeout=timeout)
         except OSError as exc:
             raise DataError(f"{name}: cannot read it ({exc}).") from exc

@@ -58,7 +58,7 @@ class TextSource:
 
     def open(self) -> IO[str]:
         if self.text is not None:
-            return io.StringIO(self.text)
+            return io.StringIO(self.text, newline="")  # lines split as a file's are
         assert self.path is not None
         return open(self.path, encoding="utf-8-sig", newline="")
 
@@ -128,11 +128,9 @@ def _sample(source: TextSource) -> list[tuple[int, str]]:
     with source.open() as f:
         text = f.read(SAMPLE_CHARS)
         more = f.read(1) != ""
-    # NOTE: split on newlines only, as file iteration does: splitlines() also splits on \v,
+    # NOTE: split as file iteration does (\n, \r, \r\n): splitlines() also splits on \v,
     # \f and others, and the two passes would disagree on what a line is.
-    lines = [s.rstrip("\r") for s in text.split("\n")]
-    if lines and not lines[-1]:
-        lines.pop()
+    lines = [s.rstrip("\r\n") for s in io.StringIO(text, newline="")]
     if more and lines:
         lines.pop()  # may be cut in the middle
     found = [(i, _cut_comment(s)) for i, s in enumerate(lines, start=1)]
@@ -308,6 +306,8 @@ def read_table(source: TextSource, *, label: int | str | None = "last", header: 
             memory(2 * len(lines) * len(usecols) * 8, f"reading {source.name} ({len(lines)} rows x {len(usecols)} "
                                                         "columns as float64)")
         X = _numbers(source, layout, usecols, lines)
+    except csv.Error as exc:  # in the first rows (the scan names the line of a later one)
+        raise DataError(f"{source.name}: cannot read its first rows as a table ({exc}).") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"{source.name}: a data file must be UTF-8 text (numbers separated by commas, semicolons, "
                         f"tabs or spaces). Got byte 0x{exc.object[exc.start]:02x} instead.") from exc
