@@ -7,6 +7,9 @@ Targets (the first input byte picks one, the rest is the file's content):
   behind the gzip layer;
 - ``table``: :func:`npmlp.datasets.load_text` (CSV/whitespace data set);
 - ``features``: :func:`npmlp.datasets.load_features` on a ``.npy`` file;
+- ``table-header``: ``load_text`` with a header row and the label in the first column
+  (string labels, quoted fields, sniffed delimiters);
+- ``features-text``: :func:`npmlp.datasets.read_features` on a text table (header auto);
 - ``model-npz``, ``model-json``: ``npmlp.persistence.load_model`` on a saved model
   folder whose ``model.npz`` (or ``config.json``) is the payload, the other file
   intact; only when that module exists. It must raise only ``ModelFileError``.
@@ -69,6 +72,9 @@ TARGETS: list[tuple[str, Callable[[bytes], Path], Callable[[Path], object], type
     ("idx-gz", file_writer(".gz", gzip.compress), datasets.read_idx, DataError),
     ("table", file_writer(".txt"), datasets.load_text, DataError),
     ("features", file_writer(".npy"), datasets.load_features, DataError),
+    ("table-header", file_writer(".csv"), lambda p: datasets.load_text(p, label_column="first", header="yes"),
+     DataError),
+    ("features-text", file_writer(".csv"), lambda p: datasets.read_features(p, header="auto"), DataError),
 ]
 if load_model is not None:
     TARGETS += [
@@ -109,8 +115,11 @@ def seeds() -> dict[str, bytes]:
     npy = io.BytesIO()
     np.save(npy, np.arange(6.0).reshape(2, 3))
     table = "".join(f"{i / 7:.4f},{-i:.1f},{i % 3}\n" for i in range(8)).encode()
+    named = ('kind,"x, 1";x2\n' + "".join(f'{"ab"[i % 2]},"{i / 7:.3f}";{-i}\n' for i in range(8))).encode()
     out = {"idx": b"\0" + idx, "idx-f4": b"\0" + floats, "idx-gz": b"\1" + idx,
-           "table": b"\2" + table, "table-ws": b"\2" + table.replace(b",", b" "), "features": b"\3" + npy.getvalue()}
+           "table": b"\2" + table, "table-ws": b"\2" + table.replace(b",", b" "), "features": b"\3" + npy.getvalue(),
+           "table-header": b"\4" + named, "table-header-comma": b"\4" + named.replace(b";", b","),
+           "features-text": b"\5" + b"a,b\n" + table}
     names = [t[0] for t in TARGETS]
     for target, file in (("model-npz", "model.npz"), ("model-json", "config.json")):
         if target in names:

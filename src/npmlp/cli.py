@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from . import budget
 from ._version import __version__
 from .errors import DivergenceError, NpmlpError
 from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
 from .network import DTYPES, MLP
 from .runs import DataSpec, run_data
-from .settings import Choice, Rule, declared
+from .settings import Choice, Flag, Rule, declared
 from .sweep import EXAMPLES
 from .training import TrainConfig
 
@@ -109,10 +110,16 @@ def _setting_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[s
         options: dict[str, Any] = {"type": _flag_type(decl.rule), "metavar": decl.metavar}
         if isinstance(decl.rule, Choice):
             options = {"choices": sorted(decl.rule.options)}
+        if isinstance(decl.rule, Flag):
+            parser.add_argument("--" + name.replace("_", "-"), default=default, action="store_true", help=decl.help)
+            continue
         parser.add_argument("--" + name.replace("_", "-"), default=default, **options,
                             help=f"{decl.help} (default {_shown(default)})")
 
 
+#: Entries checked per parameter by default: all of the seed's networks, a sample of large ones
+#: (each entry costs a few forward passes, in long double for the five-point method).
+GRADCHECK_ENTRIES = 300
 NETWORK_SETTINGS = ("hidden", "activation", "l1", "l2", "dtype")
 
 
@@ -169,16 +176,25 @@ def _add_gradcheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--tol", type=positive_float, default=None, metavar="T",
                    help="five-point: pass threshold on the max relative error (default 1e-6 float64, 1e-3 float32); "
                         "forward, central: every ratio within 1 +- T (default 0.01, the assignment's band)")
-    p.add_argument("--max-entries", type=positive_int, default=None, metavar="N",
-                   help="check at most N random entries per parameter (default: all)")
+    p.add_argument("--max-entries", type=positive_int, default=GRADCHECK_ENTRIES, metavar="N",
+                   help=f"check at most N entries per parameter, drawn at random (default {GRADCHECK_ENTRIES}: "
+                        "every entry of the assignment's small networks, a sample of a large one's)")
     p.add_argument("--weighted", action="store_true",
                    help="per-row weights (sample_weight) drawn from {0, 0.5, 1, 2, 3}: check the weighted loss")
+    _setting_flags(p, DataSpec, ["max_memory"])
     p.set_defaults(run=cmd_gradcheck)
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     sizes = (args.inputs, *args.hidden, args.classes)
+    itemsize = np.dtype(args.dtype).itemsize
+    params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    # NOTE: the parameters and their gradient, twice (a long-double copy of each), and the
+    # batch's activations; one finite difference at a time adds nothing that grows.
+    need = 4 * 16 * params + itemsize * args.batch_size * (args.inputs + 3 * sum(sizes[1:]))
+    budget.check(need, f"gradcheck of sizes {','.join(map(str, sizes))} on {args.batch_size} examples",
+                 max_memory=args.max_memory, hint="pass a smaller --batch-size, --hidden or --inputs")
     net = MLP.initialize(sizes, rng=rng, activation=args.activation, l1=args.l1, l2=args.l2, dtype=args.dtype)
     X = rng.standard_normal((args.batch_size, args.inputs)).astype(net.dtype)
     y = rng.integers(0, args.classes, size=args.batch_size)
@@ -291,6 +307,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"npmlp evaluate: note: {found.note}", file=sys.stderr)
     splits = {}
     for name, (X, y) in data.splits().items():
+        if model.labels is not None and data.labels is not None and data.labels.classes != model.labels.classes:
+            y = model.labels.encode(data.labels.decode(y))  # the data's own classes, numbered as the model's
         loss, error = evaluate(net, model.transform(X), y)
         splits[name] = {"loss": loss, "error": error, "n": int(X.shape[0])}
     text = "\n".join(f"{k:5s}  loss {v['loss']:.4f}  error {100 * v['error']:.2f}%  ({v['n']} rows)"
@@ -305,22 +323,33 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("predict", help="labels (or probabilities) for the rows of a CSV/text/.npy file")
     _common(p)
     p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a train output directory or its model.npz")
-    p.add_argument("input", metavar="INPUT", help="CSV/whitespace text or .npy file, one example per row")
+    p.add_argument("input", metavar="INPUT", help="CSV/whitespace text or .npy file, one example per row: the "
+                   "features only, or a header naming the model's features (other columns ignored); - reads "
+                   "standard input, and a pipe works as a path")
     p.add_argument("--proba", action="store_true", help="print class probabilities instead of labels")
+    _setting_flags(p, DataSpec, ["header", "delimiter", "max_memory"])
+    p.add_argument("--timeout", type=positive_float, default=60.0, metavar="S",
+                   help="give up on a stream (standard input, a pipe) that has not ended after S seconds (default 60)")
     p.set_defaults(run=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .datasets import load_features
+    from .datasets import read_features
     from .functions import softmax
     from .model import Model
 
     model = Model.load(args.model)
-    X = load_features(args.input, dtype=model.net.dtype.name)
+    names = model.feature_names
+    X, header = read_features(args.input, dtype=model.net.dtype.name, header=args.header, delimiter=args.delimiter,
+                              max_memory=args.max_memory, timeout=args.timeout, select=names)
+    where = "standard input" if args.input == "-" else str(args.input)
+    if names is not None and header is not None and set(names) <= set(header):
+        X = X[:, [header.index(n) for n in names]]  # the model's features by name, in its order
     if X.shape[1] != model.n_features:
-        raise ValueError(f"{args.input} has {X.shape[1]} columns; the model {args.model} takes {model.n_features} "
-                         "features.")
-    Oa = model.logits(X, source=str(args.input))
+        want = f" ({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})" if names else ""
+        raise ValueError(f"{where} has {X.shape[1]} columns; the model {args.model} takes {model.n_features} "
+                         f"features{want}.")
+    Oa = model.logits(X, source=where)
     if args.proba:
         P = softmax(Oa)
         text = "\n".join(",".join(f"{p:.6g}" for p in row) for row in P)
@@ -483,6 +512,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `npmlp gradcheck | head`: the reader left, nothing to say
         sys.stderr.close()
         return 0
+    except MemoryError as exc:  # the estimate said it fits, or there was none: said the same way
+        if os.environ.get("NPMLP_DEBUG"):
+            raise
+        message = " ".join(str(exc).split()) if isinstance(exc, NpmlpError) else (
+            f"out of memory ({' '.join(str(exc).split()) or 'MemoryError'}); pass --dtype float32 or a smaller "
+            "--batch-size/--hidden, or use less data")
+        print(f"npmlp {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except (NpmlpError, ValueError, OSError, ImportError) as exc:  # ImportError: an extra is missing
         if os.environ.get("NPMLP_DEBUG"):
             raise

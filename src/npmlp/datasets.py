@@ -26,12 +26,16 @@ and whose labels ``y`` of shape (n,) are ``np.intp`` integers in ``[0, n_classes
 
   A folder counts only when it holds all four files, each plain or ``.gz``. Local files
   are checked structurally (magic, dimensions, exact length, matching counts), not by
-  checksum: Debian recompressed its ``.gz`` files.
+  checksum: Debian recompressed its ``.gz`` files; and checked to be the named set by
+  their decoded labels (:data:`LABEL_SHA256`, :data:`LABEL_COUNTS`).
 - a directory: the same four IDX files; the last 10,000 training rows are the
   validation set when the training file has more than 20,000 rows, else its last 20%.
-- a text file: CSV or whitespace-separated numbers, features then the label, split
-  60/20/20. Labels are kept as written (no remapping): integers >= 0, and
-  ``n_classes = max label + 1``, so labels {1, 2} give 3 classes, class 0 empty.
+- a text file: a table read by :mod:`npmlp.tables` (header, delimiter, quoted fields), the
+  label in ``label_column`` (default the last), split 60/20/20, or 80/20 with a separate
+  ``test_dataset``. Labels (names or integers) become classes in sorted order:
+  ``Dataset.labels`` maps them back, so labels {1, 2} give 2 classes.
+- anything large is checked against the memory budget (``max_memory``, else
+  MemAvailable; :mod:`npmlp.budget`) before it is read.
 
 Every problem with a file or a data set raises :class:`npmlp.errors.DataError`, naming
 the file, the problem and the fix. Nothing is ever unpickled.
@@ -46,12 +50,16 @@ import http.client
 import io
 import math
 import os
+import signal
+import stat
 import struct
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, Union
@@ -59,9 +67,11 @@ from typing import IO, Any, Protocol, Union
 import numpy as np
 from numpy.typing import NDArray
 
+from . import budget, tables
 from .atomicfile import atomic_open
 from .errors import DataError
 from .network import DTYPES, Array, Labels, resolve_dtype
+from .preprocess import LabelMap, Standardizer
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -102,11 +112,27 @@ CLASS_NAMES: dict[str, list[str]] = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
+#: What the named sets' labels are, to tell one set from another whatever their compression:
+#: the SHA-256 (:func:`sha256_arrays`) of the decoded train and test label arrays, and the
+#: count of each class in each. MNIST's digest is not recorded yet (it was not at hand
+#: when this was written): its class counts stand for it.
+LABEL_SHA256: dict[str, str | None] = {
+    "mnist": None,
+    "fashion-mnist": "04b97f3887294defb44a489d8f816be95fa7f154e8cb141182e8e99f30a7c7b4",
+}
+LABEL_COUNTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "mnist": ((5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+              (980, 1135, 1032, 1010, 982, 892, 1028, 1010, 974, 1009)),
+    "fashion-mnist": ((6000,) * 10, (1000,) * 10),
+}
 IMAGE_SHAPE = (28, 28)
 N_VALID, BIG_TRAIN = 10_000, 20_000
 CIRCLE_RADII = (1.0, 0.8)
-MAX_CLASSES = 10_000
 DOWNLOAD_TIMEOUT = 30.0
+#: No file may take longer than this to download (a mirror sending a byte a second).
+DOWNLOAD_DEADLINE = 600.0
+STREAM_LIMIT = 1 << 30
+STREAM_TIMEOUT = 60.0
 CHUNK = 1 << 20
 
 # IDX type byte -> big-endian NumPy dtype.
@@ -145,6 +171,12 @@ class Dataset:
         What the data and split are, to recognise them later (see :func:`identity`):
         ``sha256`` of the decoded arrays before the split, ``rows``, and ``split`` (its
         ``seed``, ``sizes`` and ``rows_sha256``, a hash of each split's row indices).
+    labels : LabelMap or None
+        Text files: the user's labels of classes ``0..m-1`` (stored with a model).
+    feature_names : list of str or None
+        Text files with a header: the name of each feature column.
+    standardizer : Standardizer or None
+        The scaling already applied to every ``X`` (``--standardize``), to store with a model.
     """
 
     name: str
@@ -159,6 +191,9 @@ class Dataset:
     class_names: list[str] | None = None
     source: str = ""
     identity: dict[str, Any] = field(default_factory=dict, repr=False)
+    labels: LabelMap | None = None
+    feature_names: list[str] | None = None
+    standardizer: Standardizer | None = None
 
     def __post_init__(self) -> None:
         where = self.source or self.name
@@ -216,7 +251,11 @@ def load_dataset(
     n_samples: int = 1100,
     noise: float = 0.0,
     dtype: str | type = "float64",
-    label_column: int = -1,
+    label_column: int | str = "last",
+    header: str = "auto",
+    delimiter: str = "auto",
+    test_dataset: PathLike | None = None,
+    max_memory: int | None = None,
     download: bool = True,
     progress: bool = False,
     mirrors: Sequence[str] | None = None,
@@ -234,8 +273,15 @@ def load_dataset(
         Seeds the circles and the 60/20/20 permutation of circles and text files.
     n_samples, noise : int, float
         Size and radial noise of ``circles``.
-    label_column : int
-        Text files: the column of the label (0 the first, -1 the last).
+    label_column : int or str
+        Text files: the column of the label, a 0-based index (negative from the end),
+        ``"first"``, ``"last"`` or a header name.
+    header, delimiter : str
+        Text files: ``auto``/``yes``/``no``, and ``auto``/``comma``/``semicolon``/``tab``/``whitespace``.
+    test_dataset : path, optional
+        Text files: a second file, the test split (the first then splits 80/20).
+    max_memory : int, optional
+        The memory budget in bytes (default: MemAvailable); data that would not fit is refused.
     dtype : {"float64", "float32"}
         dtype of every ``X``.
     download, progress, mirrors
@@ -253,12 +299,14 @@ def load_dataset(
     if spec == "circles":
         return load_circles(n_samples=n_samples, noise=noise, seed=seed, dtype=dtype)
     if isinstance(spec, str) and spec in IDX_SETS:
-        return _load_named(spec, data_dir=data_dir, dt=dt, download=download, progress=progress, mirrors=mirrors)
+        return _load_named(spec, data_dir=data_dir, dt=dt, download=download, progress=progress, mirrors=mirrors,
+                           max_memory=max_memory)
     path = _expand(spec)
     if path.is_dir():
-        return load_idx_dir(path, dtype=dtype)
-    if path.is_file():
-        return load_text(path, seed=seed, dtype=dtype, label_column=label_column)
+        return load_idx_dir(path, dtype=dtype, max_memory=max_memory)
+    if os.path.lexists(path):
+        return load_text(path, seed=seed, dtype=dtype, label_column=label_column, header=header,
+                         delimiter=delimiter, test_dataset=test_dataset, max_memory=max_memory)
     raise DataError(
         f"dataset must be one of {', '.join(NAMED)}, or an existing folder of IDX files or text file. "
         f"Got {str(spec)!r} instead (no such file or folder)."
@@ -298,13 +346,14 @@ def identity(decoded: Sequence[NDArray[Any]], rows: Sequence[NDArray[Any]], *, s
                       "rows_sha256": sha256_arrays(*(np.asarray(r, dtype=np.int64) for r in rows))}}
 
 
-def _random_split(n: int, *, rng: np.random.Generator, where: str) -> list[NDArray[np.intp]]:
-    """Row indices of a seeded 60/20/20 split: [train, valid, test]."""
+def _random_split(n: int, *, rng: np.random.Generator, where: str, test: bool = True) -> list[NDArray[np.intp]]:
+    """Row indices of a seeded 60/20/20 split, [train, valid, test]; without ``test``, 80/20 [train, valid]."""
     if n < 5:
-        raise DataError(f"{where}: a 60/20/20 train/valid/test split needs at least 5 rows. Got {n} instead.")
+        what = "a 60/20/20 train/valid/test" if test else "an 80/20 train/valid"
+        raise DataError(f"{where}: {what} split needs at least 5 rows. Got {n} instead.")
     order = rng.permutation(n)
     k = n // 5
-    return [order[2 * k :], order[:k], order[k : 2 * k]]
+    return [order[2 * k :], order[:k], order[k : 2 * k]] if test else [order[k:], order[:k]]
 
 
 # -- circles ---------------------------------------------------------------------------
@@ -346,11 +395,14 @@ def load_circles(
 
 
 # -- IDX files -------------------------------------------------------------------------
-def read_idx(path: PathLike) -> NDArray[Any]:
+def read_idx(path: PathLike, *, on_header: Callable[[np.dtype, tuple[int, ...]], None] | None = None) -> NDArray[Any]:
     """Read an IDX file, plain or gzip (told by its magic bytes, not its name).
 
     Checks the two zero bytes, the type byte, ``NDIM >= 1`` and the exact data length;
-    never allocates more than the file can really hold.
+    never allocates more than the file can really hold. A gzip file is inflated in chunks,
+    at most the header's declared size plus one byte (to detect trailing data).
+    ``on_header(dtype, shape)``, when given, is called before any data is read (a memory
+    budget's check may refuse the declared size there).
 
     Returns
     -------
@@ -372,6 +424,8 @@ def read_idx(path: PathLike) -> NDArray[Any]:
                 dtype, shape = _read_idx_header(stream, path)
                 need = math.prod(shape) * dtype.itemsize
                 _check_claim(path, need, size=size, header=4 + 4 * len(shape), is_gzip=is_gzip)
+                if on_header is not None:
+                    on_header(dtype, shape)
                 data = _read_capped(stream, need + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read it ({_describe(exc)}); {IDX_FIX}.") from exc
@@ -445,18 +499,51 @@ def _expand(path: PathLike) -> Path:
         return Path(path)
 
 
+def file_kind(path: Path) -> str:
+    """What ``path`` is, in words: ``"a regular file"``, ``"a FIFO (named pipe)"``, ``"a symlink to ..."``..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        kind = "missing"
+    else:
+        kind = ("a regular file" if stat.S_ISREG(mode) else "a folder" if stat.S_ISDIR(mode)
+                else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"a symlink to {target}, " + ("which does not exist" if kind == "missing" else f"which is {kind}")
+    return kind
+
+
 def _regular_file(path: PathLike, what: str) -> Path:
-    """The path of an existing regular file (never a FIFO or device that could block)."""
+    """The path of an existing regular file (never a FIFO or device that could block), else named for what it is."""
     path = _expand(path)
-    if not path.is_file():
-        problem = "is not a regular file" if path.exists() else "does not exist"
+    kind = file_kind(path)
+    if kind != "a regular file" and not kind.endswith("which is a regular file"):
+        problem = "does not exist" if kind == "missing" else f"is {kind}, not a regular file"
         raise DataError(f"{path}: this {what} {problem}; check the path.")
     return path
 
 
-def _read_pair(images_path: Path, labels_path: Path) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """Images (n, rows, cols) and labels (n,), both uint8, from two IDX files of one set."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
+def _read_pair(images_path: Path, labels_path: Path, *, dt: type,
+               max_memory: int | None) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Images (n, rows, cols) and labels (n,), both uint8, from two IDX files of one set.
+
+    The images' declared size is checked against the memory budget before a byte is
+    inflated: the bytes themselves, and the rows of ``dt`` they become.
+    """
+
+    def fits(dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        n = math.prod(shape)
+        need = n * dtype.itemsize + n * np.dtype(dt).itemsize
+        budget.check(need, f"{images_path} (declared shape {_shape_text(shape)}, as {np.dtype(dt).name})",
+                     max_memory=max_memory, hint="pass --dtype float32, or use a smaller data set, or raise "
+                     "--max-memory SIZE")
+
+    images, labels = read_idx(images_path, on_header=fits), read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataError(
             f"{images_path}: an images file must be 3-D unsigned bytes (magic 2051). "
@@ -467,6 +554,8 @@ def _read_pair(images_path: Path, labels_path: Path) -> tuple[NDArray[np.uint8],
             f"{labels_path}: a labels file must be 1-D unsigned bytes (magic 2049). "
             f"Got {labels.ndim}-D {labels.dtype} instead; check that it is a labels file."
         )
+    if len(images) == 0:
+        raise DataError(f"{images_path}: the file holds 0 images; a data set needs at least one; {IDX_FIX}.")
     if len(images) != len(labels):
         raise DataError(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
@@ -482,10 +571,11 @@ def _pixels(images: NDArray[np.uint8], dt: type) -> Array:
     return X
 
 
-def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: bool) -> Dataset:
+def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: bool,
+              max_memory: int | None = None) -> Dataset:
     """Read the four IDX files and split train into train and valid."""
-    images, labels = _read_pair(files[0], files[1])
-    test_images, test_labels = _read_pair(files[2], files[3])
+    images, labels = _read_pair(files[0], files[1], dt=dt, max_memory=max_memory)
+    test_images, test_labels = _read_pair(files[2], files[3], dt=dt, max_memory=max_memory)
     shape = images.shape[1:]
     if test_images.shape[1:] != shape or (named and shape != IMAGE_SHAPE):
         want = IMAGE_SHAPE if named else shape
@@ -493,6 +583,8 @@ def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: boo
             f"{files[2]}: images must be {want[0]}x{want[1]} like those of {files[0]}. "
             f"Got {shape} and {test_images.shape[1:]} instead; check that both files come from {name}."
         )
+    if named:
+        _check_named(name, source, labels, test_labels)
     n = len(labels)
     cut = n - (N_VALID if n > BIG_TRAIN else n // 5)
     X, y = _pixels(images, dt), labels.astype(np.intp)
@@ -505,6 +597,27 @@ def _load_idx(files: list[Path], *, name: str, dt: type, source: str, named: boo
         image_shape=(int(shape[0]), int(shape[1])), class_names=CLASS_NAMES[name] if named else None, source=source,
         identity=identity([images, labels, test_images, test_labels], rows, seed=None),
     )
+
+
+def _which_set(labels: NDArray[np.uint8], test_labels: NDArray[np.uint8]) -> str | None:
+    """The named set these labels are, by digest or class counts; None when none."""
+    digest = sha256_arrays(labels, test_labels)
+    counts = (tuple(np.bincount(labels, minlength=10).tolist()), tuple(np.bincount(test_labels, minlength=10).tolist()))
+    for name in IDX_SETS:
+        if LABEL_SHA256.get(name) == digest or (LABEL_SHA256.get(name) is None and LABEL_COUNTS.get(name) == counts):
+            return name
+    return None
+
+
+def _check_named(name: str, source: str, labels: NDArray[np.uint8], test_labels: NDArray[np.uint8]) -> None:
+    """Local files of a named set must be that set (well-formed IDX files of another set are refused)."""
+    if name not in LABEL_SHA256 and name not in LABEL_COUNTS:
+        return
+    found = _which_set(labels, test_labels)
+    if found != name:
+        what = f"{found}'s files" if found else "not the official files of any set npmlp knows (their labels differ)"
+        raise DataError(f"{source}: these are {what}, not {name}'s; put {name}'s files there, or pass the folder "
+                        "as --dataset PATH to train on it as it is.")
 
 
 def _find_file(directory: Path, base: str) -> Path | None:
@@ -520,7 +633,7 @@ def _find_idx_files(directory: Path) -> list[Path] | None:
     return [f for f in found if f is not None] if all(f is not None for f in found) else None
 
 
-def load_idx_dir(directory: PathLike, *, dtype: str | type = "float64") -> Dataset:
+def load_idx_dir(directory: PathLike, *, dtype: str | type = "float64", max_memory: int | None = None) -> Dataset:
     """Load a folder holding ``train-images-idx3-ubyte[.gz]`` and its three siblings.
 
     Validation is the last 10,000 training rows when there are more than 20,000, else
@@ -535,7 +648,7 @@ def load_idx_dir(directory: PathLike, *, dtype: str | type = "float64") -> Datas
             f"{directory}: a folder of IDX data must hold {', '.join(IDX_FILES)} (each may end in .gz). "
             f"Missing: {', '.join(missing)}."
         )
-    return _load_idx(files, name=directory.name, dt=dt, source=str(directory), named=False)
+    return _load_idx(files, name=directory.name, dt=dt, source=str(directory), named=False, max_memory=max_memory)
 
 
 # -- named sets: lookup and download ---------------------------------------------------
@@ -558,19 +671,20 @@ def search_dirs(name: str, data_dir: PathLike | None = None) -> list[Path]:
 
 
 def _load_named(
-    name: str, *, data_dir: PathLike | None, dt: type, download: bool, progress: bool, mirrors: Sequence[str] | None
+    name: str, *, data_dir: PathLike | None, dt: type, download: bool, progress: bool, mirrors: Sequence[str] | None,
+    max_memory: int | None = None,
 ) -> Dataset:
     """The first complete folder of :func:`search_dirs`, else a download into the cache."""
     searched = search_dirs(name, data_dir)
     for directory in searched:
         files = _find_idx_files(directory)
         if files is not None:
-            return _load_idx(files, name=name, dt=dt, source=str(directory), named=True)
+            return _load_idx(files, name=name, dt=dt, source=str(directory), named=True, max_memory=max_memory)
     cache = cache_dir(name)
     failure = _download_set(name, cache, mirrors=_mirrors(name, mirrors), progress=progress) if download else None
     files = _find_idx_files(cache) if download and failure is None else None
     if files is not None:
-        return _load_idx(files, name=name, dt=dt, source=f"{cache} (downloaded)", named=True)
+        return _load_idx(files, name=name, dt=dt, source=f"{cache} (downloaded)", named=True, max_memory=max_memory)
     raise DataError(
         f"{name} not found: put {', '.join(OFFICIAL_FILES[name])} (gzipped or not) in {cache}/ "
         f"(or pass --data-dir DIR, or set NPMLP_DATA to a folder holding {name}/); "
@@ -616,12 +730,43 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _Terminated(Exception):
+    """SIGTERM during a download: unwinds so that the temporary file is removed."""
+
+
+@contextlib.contextmanager
+def _terminate_unwinds() -> Iterator[None]:
+    """Within the block, SIGTERM raises (then exits 143 as before) instead of killing at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def unwind(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signal.SIGTERM)  # the temporary file is gone; die of the signal as asked
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _fetch(url: str, target: Path, *, size: int, sha256: str, progress: bool) -> None:
-    """Download ``url`` to ``target`` atomically, kept only if its size and SHA-256 are official."""
-    with atomic_open(target, "wb") as out:  # a DataError inside drops the temporary file
+    """Download ``url`` to ``target`` atomically, kept only if its size and SHA-256 are official.
+
+    Each read waits at most :data:`DOWNLOAD_TIMEOUT` seconds and the whole file
+    :data:`DOWNLOAD_DEADLINE`; the temporary file is removed on every exit (SIGINT and
+    SIGTERM included).
+    """
+    with _terminate_unwinds(), atomic_open(target, "wb") as out:  # an exception inside drops the temporary file
         try:
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-                n, digest = _copy(response, out, limit=size + 1, bar=_progress_bar(progress, size, target.name))
+                bar = _progress_bar(progress, size, target.name)
+                n, digest = _copy(response, out, limit=size + 1, bar=bar, deadline=time.monotonic() + DOWNLOAD_DEADLINE)
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, urllib.error.HTTPError):
                 exc.close()  # it holds the open response
@@ -634,12 +779,17 @@ def _fetch(url: str, target: Path, *, size: int, sha256: str, progress: bool) ->
             )
 
 
-def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any) -> tuple[int, str]:
-    """Copy at most ``limit`` bytes; return how many and their SHA-256 hex digest."""
+def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any, deadline: float | None = None) -> tuple[int, str]:
+    """Copy at most ``limit`` bytes before ``deadline`` (``time.monotonic``); return how many and their SHA-256."""
     digest, n = hashlib.sha256(), 0
     try:
         while n < limit:
-            chunk = src.read(min(CHUNK, limit - n))
+            if deadline is not None and time.monotonic() > deadline:
+                raise DataError(f"too slow: {n} of {limit - 1} bytes after {DOWNLOAD_DEADLINE:g} s (the deadline)")
+            # NOTE: read1 returns what one receive brought: read(n) would wait for all n bytes,
+            # and a mirror trickling a byte a second would never let the deadline be checked.
+            read = getattr(src, "read1", src.read) if deadline is not None else src.read
+            chunk = read(min(CHUNK, limit - n))
             if not chunk:
                 break
             digest.update(chunk)
@@ -653,14 +803,35 @@ def _copy(src: IO[bytes], dst: IO[bytes], *, limit: int, bar: Any) -> tuple[int,
     return n, digest.hexdigest()
 
 
+class _ProgressLines:
+    """Download progress as a line on stderr every few seconds (no terminal, or no tqdm)."""
+
+    def __init__(self, total: int, desc: str, every: float = 5.0) -> None:
+        self.total, self.desc, self.every, self.n = total, desc, every, 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"npmlp: downloading {self.desc}: {self.n / 1e6:.1f} of {self.total / 1e6:.1f} MB "
+                  f"({now - self.start:.0f} s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
 def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
-    """A tqdm bar on stderr when asked for, stderr is a terminal and tqdm is installed."""
-    if not enabled or not sys.stderr.isatty():
+    """A tqdm bar on a terminal's stderr when tqdm is installed, else progress lines; None when not asked for."""
+    if not enabled:
         return None
     try:
         from tqdm import tqdm  # optional: pip install npmlp[progress]
     except ImportError:
-        return None
+        return _ProgressLines(total, desc)
+    if not sys.stderr.isatty():
+        return _ProgressLines(total, desc)
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr, leave=False)
 
 
@@ -674,131 +845,135 @@ def _read_bytes(path: Path, limit: int = -1) -> bytes:
         raise DataError(f"{path}: cannot read it ({exc}); check the path and its permissions.") from exc
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return _read_bytes(path).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: a data file must be UTF-8 text (numbers separated by commas or whitespace). "
-            f"Got byte 0x{exc.object[exc.start]:02x} at offset {exc.start} instead."
-        ) from exc
-
-
-def _read_table(path: Path) -> tuple[NDArray[np.float64], list[int]]:
-    """Rows of finite numbers (n_rows, n_columns) and their line numbers.
-
-    Blank lines and lines starting with ``#`` are skipped; the separator is a comma
-    when the first data line has one, else whitespace.
-    """
-    lines = [(i, s.strip()) for i, s in enumerate(_read_text(path).split("\n"), start=1)]
-    lines = [(i, s) for i, s in lines if s and not s.startswith("#")]
-    if not lines:
-        raise DataError(f"{path}: a data file must have rows of numbers. Got no data rows (empty or only comments).")
-    comma = "," in lines[0][1]
-    rows = [[c.strip() for c in s.split(",")] if comma else s.split() for _, s in lines]
-    numbers = [i for i, _ in lines]
-    for i, row in zip(numbers, rows, strict=True):
-        if len(row) != len(rows[0]):
-            raise DataError(
-                f"{path}, line {i}: every row must have {len(rows[0])} columns like line {numbers[0]}. "
-                f"Got {len(row)} instead."
-            )
-    return _parse_numbers(path, rows, numbers), numbers
-
-
-def _parse_numbers(path: Path, rows: list[list[str]], numbers: list[int]) -> NDArray[np.float64]:
-    """Convert the cells to float64, naming the first cell that is not a finite number."""
-    T: NDArray[np.float64] | None = None
-    try:
-        T = np.array(rows, dtype=np.float64)
-        bad = ~np.isfinite(T)
-    except (ValueError, OverflowError):
-        bad = np.array([[not _is_finite_number(c) for c in row] for row in rows])
-    if T is None or bad.any():
-        r, c = (int(i) for i in np.argwhere(bad)[0]) if bad.any() else (0, 0)
-        hint = " (a header? remove it or start it with #)" if r == 0 else ""
-        raise DataError(
-            f"{path}, line {numbers[r]}, column {c + 1}: every cell must be a finite number. "
-            f"Got {rows[r][c][:40]!r} instead{hint}."
-        )
-    return T
-
-
-def _is_finite_number(cell: str) -> bool:
-    try:
-        return math.isfinite(float(cell))
-    except (ValueError, OverflowError):
-        return False
-
-
-def read_table(path: PathLike) -> NDArray[np.float64]:
-    """The numbers of a CSV or whitespace-separated text file, shape (n_rows, n_columns).
-
-    Raises :class:`DataError` for an empty file, ragged rows, or a cell that is not a
-    finite number, naming the line and column.
-    """
-    return _read_table(_regular_file(path, "text file"))[0]
-
-
 #: A label column with more distinct values than this share of the rows (and than
 #: MIN_CONTINUOUS) looks continuous: a feature, not a class.
 MAX_DISTINCT_SHARE = 0.5
 MIN_CONTINUOUS = 20
-LABEL_HINT = "pass --label-column N for the column that holds the class (0 is the first, -1 the last)"
+LABEL_HINT = ("pass --label-column for the column that holds the class (a header name, a 0-based index, negative "
+              "from the end, or first/last)")
 
 
-def _features_labels(path: Path, T: NDArray[np.float64], numbers: list[int],
-                     label_column: int = -1) -> tuple[NDArray[np.float64], Labels]:
-    """Split a table into features (n, d) and integer labels (n,) taken from ``label_column``."""
-    n_rows, n_columns = T.shape
-    if n_columns < 2:
-        raise DataError(
-            f"{path}: a data set file must have at least 2 columns (features and the label). Got 1 instead."
-        )
-    if not -n_columns <= label_column < n_columns:
-        raise DataError(f"{path}: --label-column must be in [{-n_columns}, {n_columns - 1}] for its "
-                        f"{n_columns} columns. Got {label_column} instead.")
-    column = label_column % n_columns
-    labels = T[:, column]
-    _check_labels(path, labels, numbers, column)
-    return np.delete(T, column, axis=1), labels.astype(np.intp)
+def _text_source(path: PathLike, what: str) -> tables.TextSource:
+    path = _regular_file(path, what)
+    return tables.TextSource(str(path), path=path)
 
 
-def _check_labels(path: Path, labels: NDArray[np.float64], numbers: list[int], column: int) -> None:
-    """Labels must be class numbers: integers >= 0, at least two classes, not a continuous feature."""
-    where = f"{path}: the label column ({column + 1} of the file)"
-    bad = (labels != np.floor(labels)) | (labels < 0) | (labels >= MAX_CLASSES)
-    if bad.any():
-        r = int(np.argmax(bad))
-        raise DataError(f"{where} must hold integers in [0, {MAX_CLASSES}): line {numbers[r]} has {labels[r]:g}; "
-                        f"{LABEL_HINT}.")
-    classes = np.unique(labels)
-    if len(classes) < 2:
-        raise DataError(f"{where} holds one class ({classes[0]:g}): a classifier needs at least 2.")
-    if len(classes) > max(MAX_DISTINCT_SHARE * len(labels), MIN_CONTINUOUS):
-        raise DataError(f"{where} looks continuous: {len(classes)} distinct values in {len(labels)} rows; "
-                        f"{LABEL_HINT}.")
-    n_classes = int(classes[-1]) + 1
-    if n_classes > 2 * len(classes) + 10:  # a few missing classes are fine, an output per row id is not
-        raise DataError(f"{where} would make {n_classes} outputs for {len(classes)} distinct labels "
-                        f"(largest {classes[-1]:g}); number the classes 0..m-1, or {LABEL_HINT}.")
+def read_table(path: PathLike) -> NDArray[np.float64]:
+    """The numbers of a CSV or whitespace-separated text file, shape (n_rows, n_columns), header skipped.
+
+    Raises :class:`DataError` for an empty file, ragged rows, or a cell that is not a
+    finite number, naming the line and column.
+    """
+    return tables.read_table(_text_source(path, "text file"), label=None).X
 
 
-def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64", label_column: int = -1) -> Dataset:
-    """A text file of numbers, one column the integer label (the last by default), split 60/20/20 (seeded).
+def _as_int(cell: str) -> int | None:
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        x = float(cell)
+    except ValueError:
+        return None
+    return int(x) if math.isfinite(x) and x.is_integer() else None
 
-    Labels are kept as written: ``n_classes = max label + 1``.
+
+def _class_labels(where: str, table: tables.Table) -> tuple[LabelMap, Labels]:
+    """The label column's classes (integers when every label is one, else strings), sorted, and each row's class."""
+    assert table.codes is not None
+    codes, lines, distinct = table.codes, table.lines, table.labels
+    named = f", {table.label_name!r}" if table.label_name else ""
+    column = f"the label column ({(table.label_column or 0) + 1} of the file{named})"
+
+    def line_of(k: int) -> int:
+        return int(lines[int(np.argmax(codes == k))])
+
+    if "" in distinct:
+        raise DataError(f"{where}, line {line_of(distinct.index(''))}: a missing label in {column}; drop the row "
+                        f"or {LABEL_HINT}.")
+    unprintable = [k for k, c in enumerate(distinct) if not c.isprintable()]
+    if unprintable:  # NOTE: NumPy's str arrays would drop a trailing NUL, merging two labels
+        k = unprintable[0]
+        raise DataError(f"{where}, line {line_of(k)}: a label must be printable text. Got {distinct[k][:40]!r} "
+                        f"in {column} instead.")
+    ints = [_as_int(c) for c in distinct]
+    values: list[Any] = list(distinct)
+    if all(v is not None for v in ints):
+        values = ints
+    elif all(tables.is_number(c) for c in distinct):
+        k = next(i for i, v in enumerate(ints) if v is None)
+        raise DataError(f"{where}: {column} must hold class labels (names or integers): line {line_of(k)} has "
+                        f"{distinct[k]}; {LABEL_HINT}.")
+    labels = LabelMap(tuple(sorted(set(values))))
+    if len(labels.classes) < 2:
+        raise DataError(f"{where}: {column} holds one class ({labels.classes[0]}): a classifier needs at least 2.")
+    if len(labels.classes) > max(MAX_DISTINCT_SHARE * len(codes), MIN_CONTINUOUS):
+        raise DataError(f"{where}: {column} looks continuous: {len(labels.classes)} distinct values in {len(codes)} "
+                        f"rows; {LABEL_HINT}.")
+    rank = {c: k for k, c in enumerate(labels.classes)}
+    table_codes = np.array([rank[v] for v in values], dtype=np.intp)
+    return labels, table_codes[codes]
+
+
+def _test_labels(where: str, table: tables.Table, labels: LabelMap) -> Labels:
+    """The test file's labels as the training file's classes; an unknown label is an error naming it."""
+    assert table.codes is not None
+    values: list[Any] = [_as_int(c) for c in table.labels] if isinstance(labels.classes[0], int) else table.labels
+    known = set(labels.classes)
+    unknown = [k for k, v in enumerate(values) if v not in known]
+    if unknown:
+        k = unknown[0]
+        line = int(table.lines[int(np.argmax(table.codes == k))])
+        raise DataError(f"{where}, line {line}: the label {table.labels[k]!r} is not a class of the training file "
+                        f"({', '.join(map(str, labels.classes[:10]))}).")
+    rank = {c: k for k, c in enumerate(labels.classes)}
+    return np.array([rank[v] for v in values], dtype=np.intp)[table.codes]
+
+
+def _memory_check(max_memory: int | None) -> Callable[[int, str], None]:
+    def check(need: int, what: str) -> None:
+        budget.check(need, what, max_memory=max_memory, hint="use a smaller file, or raise --max-memory SIZE")
+    return check
+
+
+def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64", label_column: int | str = "last",
+              header: str = "auto", delimiter: str = "auto", test_dataset: PathLike | None = None,
+              max_memory: int | None = None) -> Dataset:
+    """A text table, one column the class label (the last by default), split 60/20/20 (seeded).
+
+    Labels of any kind (names, or integers with gaps) become classes ``0..m-1`` in sorted
+    order (``Dataset.labels``). With ``test_dataset`` (a second file, same layout), that file
+    is the test split and ``path`` splits 80/20 into train and valid.
     """
     dt = resolve_dtype(dtype)
-    path = _regular_file(path, "data file")
-    T, numbers = _read_table(path)
-    X, y = _features_labels(path, T, numbers, label_column)
-    rows = _random_split(len(y), rng=np.random.default_rng(seed), where=str(path))
-    Xd = _as_dtype(X, dt, str(path))
-    splits = [(Xd[r], y[r]) for r in rows]
-    found = {**identity([T], rows, seed=seed), "label_column": int(label_column % T.shape[1])}
-    return Dataset(path.name, *splits[0], *splits[1], *splits[2], n_classes=int(y.max()) + 1, source=str(path),
-                   identity=found)
+    memory = _memory_check(max_memory)
+    source = _text_source(path, "data file")
+    table = tables.read_table(source, label=label_column, header=header, delimiter=delimiter, memory=memory)
+    labels, y = _class_labels(source.name, table)
+    decoded = [table.X, y.astype(np.int64), np.array([str(c) for c in labels.classes])]
+    rng = np.random.default_rng(seed)
+    if test_dataset is None:
+        rows = _random_split(len(y), rng=rng, where=source.name)
+        X, y_all = table.X, y
+    else:
+        test_source = _text_source(test_dataset, "test data file")
+        test = tables.read_table(test_source, label=table.label_name or table.label_column, header=header,
+                                 delimiter=delimiter, memory=memory)
+        if test.X.shape[1] != table.X.shape[1] or (table.names and test.names and test.names != table.names):
+            raise DataError(f"{test_source.name}: a test file must have the training file's columns "
+                            f"({table.names or table.X.shape[1]}). Got {test.names or test.X.shape[1]} instead.")
+        y_test = _test_labels(test_source.name, test, labels)
+        decoded += [test.X, y_test.astype(np.int64)]
+        rows = _random_split(len(y), rng=rng, where=source.name, test=False)
+        rows.append(np.arange(len(y), len(y) + len(y_test)))
+        X, y_all = np.concatenate([table.X, test.X]), np.concatenate([y, y_test])
+    Xd = _as_dtype(X, dt, source.name)
+    splits = [(Xd[r], y_all[r]) for r in rows]
+    found = {**identity(decoded, rows, seed=seed), "label_column": table.label_column}
+    return Dataset(Path(source.name).name, *splits[0], *splits[1], *splits[2], n_classes=len(labels.classes),
+                   class_names=[str(c) for c in labels.classes], source=source.name, identity=found, labels=labels,
+                   feature_names=table.names)
 
 
 _NPY_HEADERS = {
@@ -812,7 +987,11 @@ def _read_npy(path: Path) -> NDArray[Any]:
     """A 2-D numeric ``.npy`` array, read without pickle and without trusting the header's size."""
     # NOTE: the whole file is read first, so no length in a hostile header can make a
     # read allocate more than the file itself.
-    data = bytearray(_read_bytes(path))
+    return _parse_npy(bytearray(_read_bytes(path)), path)
+
+
+def _parse_npy(data: bytearray, path: PathLike) -> NDArray[Any]:
+    """The 2-D numeric array of a ``.npy`` file's bytes ``data``."""
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
@@ -834,7 +1013,7 @@ def _read_npy(path: Path) -> NDArray[Any]:
     return X.reshape(shape, order="F" if fortran else "C")
 
 
-def _check_npy_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+def _check_npy_header(path: PathLike, shape: tuple[int, ...], dtype: np.dtype) -> None:
     if dtype.kind not in "iuf" or dtype.itemsize == 0:
         raise DataError(f"{path}: features must be integers or floats. Got dtype {dtype} instead.")
     if len(shape) != 2 or min(shape) < 0:
@@ -843,15 +1022,52 @@ def _check_npy_header(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> No
 
 
 def load_features(path: PathLike, *, dtype: str | type = "float64") -> Array:
-    """Features to predict on, shape (n, d): a ``.npy`` file or a text table without labels.
+    """Features to predict on, shape (n, d): a ``.npy`` file or a text table (see :func:`read_features`)."""
+    return read_features(path, dtype=dtype)[0]
 
-    ``.npy`` files (told by name or magic) are read with no pickle; text as in
-    :func:`read_table`. Every value must be finite and there must be at least one row.
+
+def read_features(path: PathLike, *, dtype: str | type = "float64", header: str = "auto", delimiter: str = "auto",
+                  max_memory: int | None = None, timeout: float = STREAM_TIMEOUT,
+                  select: Sequence[str] | None = None) -> tuple[Array, list[str] | None]:
+    """Features to predict on, shape (n, d), and the header's column names (None without a header).
+
+    ``path`` is a ``.npy`` file (told by name or magic, read with no pickle), a text table
+    as in :func:`read_table`, or a stream: ``-`` for standard input, a pipe or process
+    substitution. A stream is read whole, at most :data:`STREAM_LIMIT` bytes (and a quarter
+    of the memory budget) within ``timeout`` seconds. Every value must be finite and there
+    must be at least one row. ``select`` picks columns by header name (see
+    :func:`npmlp.tables.read_table`).
     """
     dt = resolve_dtype(dtype)
-    path = _regular_file(path, "features file")
-    is_npy = path.suffix.lower() == ".npy" or _read_bytes(path, limit=len(NPY_MAGIC)) == NPY_MAGIC
-    X = _read_npy(path) if is_npy else _read_table(path)[0]
+    names = None
+    if str(path) == "-" or file_kind(_expand(path)).endswith("FIFO (named pipe)"):
+        name = "standard input" if str(path) == "-" else str(path)
+        have, _ = budget.limit(max_memory)
+        limit = min(STREAM_LIMIT, have // 4) if have is not None else STREAM_LIMIT
+        try:
+            with contextlib.ExitStack() as stack:
+                # NOTE: a plain open() of a FIFO waits for a writer, for ever if none comes;
+                # opened non-blocking, the wait is read_bounded's, with its deadline.
+                stream = sys.stdin.buffer if str(path) == "-" else stack.enter_context(
+                    os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb"))
+                data = budget.read_bounded(stream, name, limit=limit, timeout=timeout)
+        except OSError as exc:
+            raise DataError(f"{name}: cannot read it ({exc}).") from exc
+        if data.startswith(NPY_MAGIC):
+            X = _parse_npy(bytearray(data), name)
+        else:
+            table = tables.read_table(tables.decode(data, name), label=None, header=header, delimiter=delimiter,
+                                      select=select)
+            X, names = table.X, table.names
+    else:
+        file = _regular_file(path, "features file")
+        name = str(file)
+        if file.suffix.lower() == ".npy" or _read_bytes(file, limit=len(NPY_MAGIC)) == NPY_MAGIC:
+            X = _read_npy(file)
+        else:
+            table = tables.read_table(tables.TextSource(name, path=file), label=None, header=header,
+                                      delimiter=delimiter, memory=_memory_check(max_memory), select=select)
+            X, names = table.X, table.names
     if 0 in X.shape:
-        raise DataError(f"{path}: features must have at least one row and one column. Got shape {X.shape} instead.")
-    return _as_dtype(X, dt, str(path))
+        raise DataError(f"{name}: features must have at least one row and one column. Got shape {X.shape} instead.")
+    return _as_dtype(X, dt, name), names

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import budget, tables
 from ._version import __version__
 from .atomicfile import LOCK_FILE, atomic_write_json, atomic_write_text, fsync_dir, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
@@ -49,7 +50,8 @@ from .persistence import (
     save_checkpoint,
     save_model,
 )
-from .settings import Integer, Real, Text, declared, setting, validate
+from .preprocess import Standardizer
+from .settings import ByteSize, Choice, Column, Flag, Integer, Real, Text, declared, setting, validate
 from .training import TrainConfig, Trainer, TrainResult, train
 
 
@@ -62,21 +64,33 @@ class DataSpec:
                                    metavar="DIR")
     n_samples: int = setting(1100, Integer(1), "circles: number of points", metavar="N")
     noise: float = setting(0.0, Real(0), "circles: radial Gaussian noise", metavar="SIGMA")
-    label_column: int = setting(-1, Integer(), "CSV/text files: the column of the label (0 the first, -1 the last)",
-                                metavar="N")
+    label_column: int | str = setting("last", Column(), "CSV/text files: the label's column, a header name, a "
+                                      "0-based index (negative from the end), first or last", metavar="COLUMN")
+    header: str = setting("auto", Choice(tables.HEADERS), "CSV/text files: whether the first row names the columns "
+                          "(auto: when it is not numbers over numbers)")
+    delimiter: str = setting("auto", Choice(tables.DELIMITERS), "CSV/text files: the cell separator (auto: sniffed)")
+    test_dataset: str | None = setting(None, Text(optional=True), "CSV/text files: a test file in the same layout; "
+                                       "the --dataset file then splits 80/20 into train and valid", metavar="FILE")
+    standardize: bool = setting(False, Flag(), "learn each feature's mean and standard deviation on the training "
+                                "split and scale every input by them (stored with the model)")
+    max_memory: int | None = setting(None, ByteSize(), "refuse work that would need more memory than this, like "
+                                     "600M or 4G (default: the memory available)", metavar="SIZE")
 
     def __post_init__(self) -> None:
         validate(self)
 
     def load(self, *, seed: int, dtype: str, progress: bool = False) -> Dataset:
         return load_dataset(self.dataset, data_dir=self.data_dir, seed=seed, n_samples=self.n_samples,
-                            noise=self.noise, dtype=dtype, label_column=self.label_column, progress=progress)
+                            noise=self.noise, dtype=dtype, label_column=self.label_column, header=self.header,
+                            delimiter=self.delimiter, test_dataset=self.test_dataset, max_memory=self.max_memory,
+                            progress=progress)
 
     def record(self, dataset: Dataset) -> dict[str, Any]:
-        """What a run records of its data: how to load it again (the path resolved too) and what it was."""
+        """What a run records of its data: how to load it again (the paths resolved too) and what it was."""
         named = self.dataset in NAMED
         resolved = None if named else str(Path(self.dataset).expanduser().resolve())
-        return {**asdict(self), "resolved": resolved, **dataset.identity}
+        test = str(Path(self.test_dataset).expanduser().resolve()) if self.test_dataset else None
+        return {**asdict(self), "resolved": resolved, "test_resolved": test, **dataset.identity}
 
 
 def software_stack() -> dict[str, Any]:
@@ -430,6 +444,10 @@ def run(
             trainer, config, data, record = _start_resume(out, config, data, given)
         if dataset is None:
             dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
+        if data.standardize:
+            dataset = standardized(dataset)
+        config = fit_batch_size(config, dataset)
+        check_memory(config, dataset, max_memory=data.max_memory)
         if out is None and runs_root is not None:
             out = new_run_dir(runs_root, data.dataset or dataset.name)
             held.enter_context(locked_directory(out))
@@ -501,6 +519,36 @@ def _replaces(work: Path) -> Path | None:
     return None
 
 
+def standardized(dataset: Dataset) -> Dataset:
+    """``dataset`` with every split scaled by the mean and standard deviation of its training split."""
+    scaler = Standardizer.fit(dataset.X_train)
+    return replace(dataset, X_train=scaler.transform(dataset.X_train), X_valid=scaler.transform(dataset.X_valid),
+                   X_test=scaler.transform(dataset.X_test), standardizer=scaler)
+
+
+def fit_batch_size(config: TrainConfig, dataset: Dataset) -> TrainConfig:
+    """``config`` with a minibatch no larger than the training split: K = min(K, n_train), said on stderr."""
+    n = dataset.X_train.shape[0]
+    if config.batch_size <= n:
+        return config
+    print(f"npmlp: note: --batch-size {config.batch_size} is more than the {n} training rows; training with "
+          f"K = {n} (full batch).", file=sys.stderr)
+    return replace(config, batch_size=n)
+
+
+def check_memory(config: TrainConfig, dataset: Dataset, *, max_memory: int | None) -> None:
+    """Refuse a run whose network, workspace and buffers would not fit (see :mod:`npmlp.budget`)."""
+    rows = [X.shape[0] for X, _ in dataset.splits().values()]
+    parts = budget.training_bytes(rows=rows, d=dataset.n_features, hidden=config.hidden, m=dataset.n_classes,
+                                  batch_size=config.batch_size, itemsize=dataset.X_train.dtype.itemsize,
+                                  optimizer=config.optimizer, early_stopping=config.early_stopping is not None)
+    sizes = ",".join(map(str, config.hidden))
+    hint = (("pass --dtype float32, " if config.dtype == "float64" else "pass ")
+            + f"a smaller --hidden (now {sizes}) or --batch-size (now {config.batch_size}), or raise --max-memory")
+    shown = ", ".join(f"{k} {budget.format_size(v)}" for k, v in parts.items())
+    budget.check(sum(parts.values()), f"training ({shown})", max_memory=max_memory, hint=hint)
+
+
 def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str, Any]:
     """The ``--json`` document of ``npmlp train``."""
     return {
@@ -522,7 +570,7 @@ def write_outputs(out: Path, result: TrainResult, dataset: Dataset, config: Trai
     """Model, history, report and (when matplotlib is installed) pictures into ``out``; returns their names."""
     out.mkdir(parents=True, exist_ok=True)
     save_model(out, result.net, training={**config.to_dict(), **asdict(data)},
-               extra={"data": data.record(dataset), "stack": software_stack()})
+               extra={**model_extra(dataset, data), "stack": software_stack()})
     files = [MODEL_FILE, "config.json", *write_history(out, result.history)]
     if pictures and result.history:
         from .report import run_report
@@ -536,6 +584,19 @@ def write_history(out: Path, history: list[dict[str, Any]]) -> list[str]:
     atomic_write_json(out / "history.json", history)
     atomic_write_text(out / "history.csv", history_csv(history))
     return ["history.json", "history.csv"]
+
+
+def model_extra(dataset: Dataset, data: DataSpec) -> dict[str, Any]:
+    """What a model stores beside its network: the data's record, the user's classes, feature names and
+    preprocessing (see :mod:`npmlp.preprocess`); never rows of the data."""
+    extra: dict[str, Any] = {"data": data.record(dataset)}
+    if dataset.labels is not None:
+        extra["classes"] = dataset.labels.to_json()
+    if dataset.feature_names is not None:
+        extra["feature_names"] = dataset.feature_names
+    if dataset.standardizer is not None:
+        extra["preprocessing"] = {"standardize": dataset.standardizer.to_json()}
+    return extra
 
 
 # -- the data of a saved run ---------------------------------------------------------------
@@ -563,6 +624,10 @@ def run_data(model_config: Mapping[str, Any], *, dataset: str | None = None, dty
     training = model_config.get("training", {})
     record: Mapping[str, Any] = model_config.get("data") or {}
     spec = {k: v for k, v in {**training, **record}.items() if k in declared(DataSpec) or k == "dataset"}
+    if dataset is None and record.get("test_resolved"):
+        spec["test_dataset"] = record["test_resolved"]
+    elif dataset is not None:
+        spec.pop("test_dataset", None)  # the run's test file goes with the run's data
     spec.update({k: v for k, v in (options or {}).items() if v is not None})
     given = dataset is not None
     source = dataset if given else (record.get("resolved") or spec.get("dataset"))

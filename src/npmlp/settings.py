@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["Choice", "Coefficients", "Integer", "Real", "Rule", "Setting", "Sizes", "Text", "applies", "declared",
-           "setting", "validate"]
+__all__ = ["ByteSize", "Choice", "Coefficients", "Column", "Flag", "Integer", "Real", "Rule", "Setting", "Sizes",
+           "Text", "applies", "declared", "setting", "validate"]
 
 
 class Rule:
@@ -186,6 +187,71 @@ class Text(Rule):
 
     def describe(self) -> str:
         return "a string" + (" or None" if self.optional else "")
+
+
+@dataclass(frozen=True)
+class Flag(Rule):
+    """On or off (a ``--name`` switch on the command line)."""
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be {self.describe()}. Got {value!r} instead.")
+        return value
+
+    def describe(self) -> str:
+        return "True or False"
+
+
+@dataclass(frozen=True)
+class Column(Rule):
+    """A table's column: a 0-based index (negative from the end), ``first``, ``last`` or a header name."""
+
+    def check(self, name: str, value: Any) -> Any:
+        if _is_int(value):
+            return int(value)
+        if isinstance(value, str) and value.strip():
+            return value
+        raise ValueError(f"{name} must be {self.describe()}. Got {value!r} instead.")
+
+    def parse(self, text: str) -> Any:
+        try:
+            return int(text)
+        except ValueError:
+            return text
+
+    def describe(self) -> str:
+        return "a column: a header name, a 0-based index (negative from the end), first or last"
+
+
+#: Units of :class:`ByteSize` (powers of 1024).
+SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+@dataclass(frozen=True)
+class ByteSize(Rule):
+    """A number of bytes >= ``low``, written ``600M``, ``2G``, ``1.5GiB`` or in bytes; None when off."""
+
+    low: int = 1
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            size = self.parse(value) if isinstance(value, str) else value
+        except ValueError:
+            size = None
+        if not _is_int(size) or size < self.low:
+            raise ValueError(f"{name} must be {self.describe()}. Got {value!r} instead.")
+        return int(size)
+
+    def parse(self, text: str) -> Any:
+        found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+        if not found:
+            raise ValueError(f"expected a size like 600M or 2G. Got {text!r}.")
+        return int(float(found.group(1)) * SIZE_UNITS[found.group(2).lower()])
+
+    def describe(self) -> str:
+        return f"a size in bytes >= {self.low}, like 600M or 2G (K, M, G, T: powers of 1024), or None"
 
 
 @dataclass(frozen=True)

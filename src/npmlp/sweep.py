@@ -78,6 +78,8 @@ EXAMPLES = ("circles", "fashion")
 SETTINGS = declared(TrainConfig)
 TRAIN_DEFAULTS: dict[str, Any] = {name: default for name, (_, default) in SETTINGS.items()}
 DATA_DEFAULTS: dict[str, Any] = {name: default for name, (_, default) in declared(DataSpec).items()}
+#: Plans up to this many trials are listed whole; larger ones are sampled (``max_trials``) or refused.
+PLAN_LIMIT = 100_000
 SWEEP_KEYS = ("metric", "max_trials", "max_seconds", "max_trial_seconds", "blas_threads", "grid", "random")
 #: Metrics a sweep may minimise, each with its tie-breaker. No test metric, on purpose.
 METRICS = {"valid_error": "valid_loss", "valid_loss": "valid_error",
@@ -290,19 +292,60 @@ def _draws(spec: SweepSpec) -> list[dict[str, Any]]:
     return draws
 
 
+def _trial(spec: SweepSpec, params: dict[str, Any]) -> dict[str, Any]:
+    config = {k: _canonical(k, v) for k, v in {**TRAIN_DEFAULTS, **spec.base, **params}.items()}
+    return {"trial": trial_id(config, spec.data), "params": params, "config": config, "data": dict(spec.data)}
+
+
+def plan_size(spec: SweepSpec) -> int:
+    """Trials in the full plan before duplicates are dropped: grid points times draws (never listed)."""
+    return math.prod(len(v) for v in spec.grid.values()) * spec.n_random
+
+
+def _sampled_plan(spec: SweepSpec, total: int, k: int) -> list[dict[str, Any]]:
+    """``k`` distinct trials drawn from a plan of ``total`` without listing it.
+
+    Trial ``i`` is grid point ``i // n_random`` (its digits in the grid's mixed radix) with
+    draw ``i % n_random``, drawn from its own generator seeded by (seed, 2, draw index).
+    """
+    rng, plan, tries = np.random.default_rng([spec.random_seed, 1]), dict[str, dict[str, Any]](), 0
+    while len(plan) < k and tries < 10:
+        tries += 1
+        for i in sorted(int(j) for j in rng.choice(total, k, replace=False)):
+            g, r = divmod(i, spec.n_random)
+            point = {}
+            for key in reversed(list(spec.grid)):
+                g, digit = divmod(g, len(spec.grid[key]))
+                point[key] = spec.grid[key][digit]
+            draw_rng = np.random.default_rng([spec.random_seed, 2, r])
+            draw = {key: _canonical(key, DISTRIBUTIONS[kind][1](args, draw_rng))
+                    for key in sorted(spec.random) for kind, args in spec.random[key].items()}
+            trial = _trial(spec, {**{key: point[key] for key in spec.grid}, **draw})
+            if len(plan) < k:
+                plan.setdefault(trial["trial"], trial)
+    return list(plan.values())
+
+
 def plan_trials(spec: SweepSpec) -> list[dict[str, Any]]:
     """The trials of a sweep, in a stable order: ``{"trial", "params", "config", "data"}`` each.
 
     ``params`` holds the settings that the grid and the draws set, ``config`` every
-    setting of :class:`~npmlp.training.TrainConfig`.
+    setting of :class:`~npmlp.training.TrainConfig`. A plan of more than
+    :data:`PLAN_LIMIT` trials is never listed: with ``max_trials`` that many are sampled
+    from it (see :func:`_sampled_plan`), without it the sweep is refused.
     """
-    points = [dict(zip(spec.grid, values, strict=True)) for values in itertools.product(*spec.grid.values())]
+    total = plan_size(spec)
+    if total > PLAN_LIMIT:
+        if spec.max_trials is None or spec.max_trials > PLAN_LIMIT:
+            raise ValueError(f"the sweep plans {total:,} trials ({total // spec.n_random:,} grid points x n_trials "
+                             f"{spec.n_random:,}), more than {PLAN_LIMIT:,}: set max_trials (at most {PLAN_LIMIT:,}), "
+                             "or use fewer values in [grid] or a smaller n_trials in [random].")
+        return _sampled_plan(spec, total, spec.max_trials)
     plan: dict[str, dict[str, Any]] = {}
+    points = [dict(zip(spec.grid, values, strict=True)) for values in itertools.product(*spec.grid.values())]
     for point, draw in itertools.product(points, _draws(spec)):
-        params = {**point, **draw}
-        config = {k: _canonical(k, v) for k, v in {**TRAIN_DEFAULTS, **spec.base, **params}.items()}
-        tid = trial_id(config, spec.data)
-        plan.setdefault(tid, {"trial": tid, "params": params, "config": config, "data": dict(spec.data)})
+        trial = _trial(spec, {**point, **draw})
+        plan.setdefault(trial["trial"], trial)
     trials = list(plan.values())
     if spec.max_trials is not None and len(trials) > spec.max_trials:
         keep = np.random.default_rng([spec.random_seed, 1]).choice(len(trials), spec.max_trials, replace=False)
