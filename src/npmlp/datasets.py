@@ -262,38 +262,19 @@ def load_dataset(
 ) -> Dataset:
     """Load ``circles``, ``mnist``, ``fashion-mnist``, an IDX folder or a text file.
 
-    Parameters
-    ----------
-    spec : str or path
-        A name of :data:`NAMED`, else the path of a folder of IDX files or of a
-        CSV/whitespace text file (a name wins over a file of the same name).
-    data_dir : path, optional
-        First place to look for a named IDX set (see the module docstring).
-    seed : int
-        Seeds the circles and the 60/20/20 permutation of circles and text files.
-    n_samples, noise : int, float
-        Size and radial noise of ``circles``.
-    label_column : int or str
-        Text files: the column of the label, a 0-based index (negative from the end),
-        ``"first"``, ``"last"`` or a header name.
-    header, delimiter : str
-        Text files: ``auto``/``yes``/``no``, and ``auto``/``comma``/``semicolon``/``tab``/``whitespace``.
-    test_dataset : path, optional
-        Text files: a second file, the test split (the first then splits 80/20).
-    max_memory : int, optional
-        The memory budget in bytes (default: MemAvailable); data that would not fit is refused.
-    dtype : {"float64", "float32"}
-        dtype of every ``X``.
-    download, progress, mirrors
-        Whether a named set missing locally may be downloaded, with a tqdm bar on a
-        terminal's stderr, from these base URLs instead of the official mirrors.
+    ``spec`` is a name of :data:`NAMED` (a name wins over a file of the same name), else the
+    path of a folder of IDX files or of a CSV/whitespace text file. ``data_dir``: the first
+    place to look for a named IDX set. ``seed`` draws the circles and the 60/20/20 split of
+    circles and text files; ``n_samples`` and ``noise`` shape the circles. ``label_column``
+    (an index, negative from the end, ``first``, ``last`` or a header name), ``header``
+    (``auto``/``yes``/``no``), ``delimiter`` (``auto``/``comma``/``semicolon``/``tab``/
+    ``whitespace``) and ``test_dataset`` (a test file: the first then splits 80/20) read text
+    files, as :class:`npmlp.runs.DataSpec` documents them. ``max_memory``: the budget in bytes
+    (default MemAvailable). ``dtype``: of every ``X``. ``download``, ``progress``, ``mirrors``:
+    whether a named set missing locally may be downloaded, with a bar, from these base URLs.
 
-    Raises
-    ------
-    DataError
-        For anything wrong with the data, its files, or their whereabouts.
-    ValueError
-        For a ``dtype`` other than float64 or float32.
+    Raises :class:`DataError` for anything wrong with the data, its files or their
+    whereabouts, and ``ValueError`` for a ``dtype`` other than float64 or float32.
     """
     dt = resolve_dtype(dtype)
     if spec == "circles":

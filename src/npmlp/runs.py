@@ -442,25 +442,11 @@ def run(
         trainer: Trainer | None = None
         if resume and out is not None:
             trainer, config, data, record = _start_resume(out, config, data, given)
-        if dataset is None:
-            dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
-        if data.standardize:
-            dataset = standardized(dataset)
-        config = fit_batch_size(config, dataset)
-        check_memory(config, dataset, max_memory=data.max_memory)
+        config, dataset = _prepared_data(config, data, dataset, progress=progress)
         if out is None and runs_root is not None:
             out = new_run_dir(runs_root, data.dataset or dataset.name)
             held.enter_context(locked_directory(out))
-        work = out
-        if out is not None and trainer is None:
-            state = check_reuse(out, overwrite=overwrite)  # again, now that nobody else can change it
-            if state == "stopped":
-                remove_files(out, manifest_files(out))  # a run that left no model: nothing to keep
-            if state in ("finished", "resumable"):
-                work = held.enter_context(locked_directory(staging_dir(out)))
-                write_manifest(work, [], replaces=str(out))
-            else:
-                write_manifest(out, [])
+        work = _work_directory(out, overwrite=overwrite, held=held) if trainer is None else out
         if trainer is None:
             trainer = Trainer.new(config, dataset.n_features, dataset.n_classes)
         elif out is not None:
@@ -477,6 +463,33 @@ def run(
                 shutil.rmtree(work, ignore_errors=True)  # a staged run that failed: the old run stays as it was
             raise
     return result, dataset, work
+
+
+def _prepared_data(config: TrainConfig, data: DataSpec, dataset: Dataset | None, *,
+                   progress: bool) -> tuple[TrainConfig, Dataset]:
+    """The data set, loaded unless given and standardised when asked; the settings fitted to it and its memory."""
+    if dataset is None:
+        dataset = data.load(seed=config.seed, dtype=config.dtype, progress=progress)
+    if data.standardize:
+        dataset = standardized(dataset)
+    config = fit_batch_size(config, dataset)
+    check_memory(config, dataset, max_memory=data.max_memory)
+    return config, dataset
+
+
+def _work_directory(out: Path | None, *, overwrite: bool, held: ExitStack) -> Path | None:
+    """Where a new run writes: ``out`` itself, or a locked staging directory beside it that replaces it at the end."""
+    if out is None:
+        return None
+    state = check_reuse(out, overwrite=overwrite)  # again, now that nobody else can change it
+    if state == "stopped":
+        remove_files(out, manifest_files(out))  # a run that left no model: nothing to keep
+    if state in ("finished", "resumable"):
+        work: Path = held.enter_context(locked_directory(staging_dir(out)))
+        write_manifest(work, [], replaces=str(out))
+        return work
+    write_manifest(out, [])
+    return out
 
 
 def _train_into(work: Path | None, trainer: Trainer, config: TrainConfig, data: DataSpec, dataset: Dataset,
