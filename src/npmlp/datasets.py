@@ -71,6 +71,7 @@ from . import budget, tables
 from .atomicfile import atomic_open
 from .errors import DataError
 from .network import DTYPES, Array, Labels, resolve_dtype
+from .npyheader import read_npy_header
 from .preprocess import LabelMap, Standardizer
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -957,13 +958,6 @@ def load_text(path: PathLike, *, seed: int = 0, dtype: str | type = "float64", l
                    feature_names=table.names)
 
 
-_NPY_HEADERS = {
-    (1, 0): np.lib.format.read_array_header_1_0,
-    (2, 0): np.lib.format.read_array_header_2_0,
-    (3, 0): np.lib.format.read_array_header_2_0,  # 3.0 only allows a UTF-8 header
-}
-
-
 def _read_npy(path: Path) -> NDArray[Any]:
     """A 2-D numeric ``.npy`` array, read without pickle and without trusting the header's size."""
     # NOTE: the whole file is read first, so no length in a hostile header can make a
@@ -974,18 +968,7 @@ def _read_npy(path: Path) -> NDArray[Any]:
 def _parse_npy(data: bytearray, path: PathLike) -> NDArray[Any]:
     """The 2-D numeric array of a ``.npy`` file's bytes ``data``."""
     f = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(f)
-        if version not in _NPY_HEADERS:
-            raise DataError(f"{path}: the .npy format version must be 1.0, 2.0 or 3.0. Got {version} instead.")
-        shape, fortran, dtype = _NPY_HEADERS[version](f)
-    except DataError:
-        raise
-    except Exception as exc:
-        # NOTE: NumPy parses the header (at most 10,000 characters) with ast and, for
-        # legacy headers, tokenize: junk raises ValueError, SyntaxError, TypeError,
-        # tokenize.TokenError... Any failure of that parser means "not a .npy file".
-        raise DataError(f"{path}: not a readable .npy file ({exc}); save it with numpy.save.") from exc
+    shape, fortran, dtype = read_npy_header(f, str(path), error=DataError)
     _check_npy_header(path, shape, dtype)
     need, have = math.prod(shape) * dtype.itemsize, len(data) - f.tell()
     if need != have:

@@ -78,6 +78,7 @@ from ._version import __version__
 from .atomicfile import fsync_dir, json_default, json_text, staged
 from .errors import ModelFileError
 from .network import DTYPES, MLP
+from .npyheader import MAX_HEADER, read_npy_header
 
 __all__ = [
     "Checkpoint",
@@ -102,7 +103,6 @@ HISTORY_FILE = "history.json"  # written beside the model by npmlp train (npmlp.
 CHECKPOINT_DIR = "checkpoint"
 META_FILE = "meta.json"
 MAX_JSON_BYTES = 64 * 2**20  # far above any real config or history; refuses a stray huge file
-_MAX_NPY_HEADER = 10_000
 _ARRAY_DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64",
                  "uint8", "uint16", "uint32", "uint64", "bool")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*(/[A-Za-z_][A-Za-z0-9_.-]*)*")
@@ -282,16 +282,6 @@ def _names_diff(want: Sequence[str], got: Sequence[str]) -> str:
                                        extra and "unexpected " + ", ".join(extra)) if part)
 
 
-def _read_header(f: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Shape, Fortran order and dtype from a ``.npy`` header, reading nothing else."""
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(f, max_header_size=_MAX_NPY_HEADER)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(f, max_header_size=_MAX_NPY_HEADER)
-    raise ModelFileError(f"{where} uses .npy format {version}; npmlp reads 1.0 and 2.0.")
-
-
 def _check_member(zf: zipfile.ZipFile, name: str, want: tuple[tuple[int, ...], np.dtype],
                   path: Path, source: Path, file_size: int) -> None:
     """Check one array's zip entry and ``.npy`` header against ``source`` before reading it."""
@@ -305,7 +295,7 @@ def _check_member(zf: zipfile.ZipFile, name: str, want: tuple[tuple[int, ...], n
     if info.header_offset + info.compress_size > file_size:
         raise ModelFileError(f"{where} claims more bytes than the file holds: the file is truncated.")
     with zf.open(info) as f:
-        got_shape, _, got_dtype = _read_header(f, where)
+        got_shape, _, got_dtype = read_npy_header(f, where, error=ModelFileError)
         header_size = f.tell()
     if got_dtype.hasobject:
         raise ModelFileError(f"{where} is a pickled object array; npmlp never loads those.")
@@ -550,11 +540,11 @@ def _embedded_config(fh: IO[bytes], path: Path) -> tuple[dict[str, Any], int] | 
             if EMBEDDED_CONFIG + ".npy" not in zf.namelist():
                 return None
             info = zf.getinfo(EMBEDDED_CONFIG + ".npy")
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size > MAX_JSON_BYTES + _MAX_NPY_HEADER:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > MAX_JSON_BYTES + MAX_HEADER:
                 raise ModelFileError(f"{where} is compressed or too large; npmlp writes it stored, "
                                      f"at most {MAX_JSON_BYTES} bytes.")
             with zf.open(info) as f:
-                shape, _, dtype = _read_header(f, where)
+                shape, _, dtype = read_npy_header(f, where, error=ModelFileError)
                 if dtype != np.uint8 or len(shape) != 1:
                     raise ModelFileError(f"{where} must be a 1-D uint8 array. Got shape {shape} and {dtype}.")
                 raw = f.read(MAX_JSON_BYTES + 1)
