@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from npmlp.cli import main
+from npmlp.dtypes import DTYPES
 from npmlp.functions import ACTIVATIONS
 from npmlp.model import Model
-from npmlp.network import DTYPES, MLP
+from npmlp.network import MLP
 from npmlp.preprocess import LabelMap, Standardizer
 
 ort = pytest.importorskip("onnxruntime")

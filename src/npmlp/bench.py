@@ -60,7 +60,7 @@ from .bench_impls import (
 )
 from .bench_machine import busy_warnings, cpu_busy, machine_info, own_cpu, pinned_threads, record_after
 from .bench_memory import measure_memory, memory_warnings
-from .network import resolve_dtype
+from .dtypes import resolve_dtype
 
 __all__ = ["BASE", "IMPLS", "PRESETS", "BenchOptions", "Epoch", "Problem", "bench_config", "format_bench",
            "gemm_arrays", "gemm_epoch", "interleave", "npmlp_epoch", "pinned_threads", "run_bench", "summarize",

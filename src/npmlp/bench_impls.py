@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .network import MLP, Array, Labels, resolve_dtype
+from .dtypes import Array, Labels, resolve_dtype
+from .network import MLP
 from .training import TrainConfig, Trainer
 
 Epoch = Callable[[], float]  # trains (or multiplies) one epoch, returns seconds per epoch

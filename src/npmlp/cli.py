@@ -18,9 +18,10 @@ import numpy as np
 
 from . import budget
 from ._version import __version__
+from .dtypes import DTYPES
 from .errors import DivergenceError, NpmlpError
 from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
-from .network import DTYPES, MLP
+from .network import MLP
 from .runs import DataSpec, run_data
 from .settings import Choice, Flag, Rule, declared
 from .sweep import EXAMPLES

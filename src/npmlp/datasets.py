@@ -69,8 +69,8 @@ from numpy.typing import NDArray
 
 from . import budget, tables
 from .atomicfile import atomic_open
+from .dtypes import DTYPES, Array, Labels, resolve_dtype
 from .errors import DataError
-from .network import DTYPES, Array, Labels, resolve_dtype
 from .npyheader import read_npy_header
 from .preprocess import LabelMap, Standardizer
 

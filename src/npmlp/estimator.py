@@ -27,9 +27,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import functions as F
+from .dtypes import resolve_dtype
 from .errors import ModelFileError
 from .model import Model
-from .network import MLP, check_weights, resolve_dtype
+from .network import MLP, check_weights
 from .persistence import read_run_history
 from .preprocess import LabelMap, Standardizer
 from .settings import declared

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-if TYPE_CHECKING:  # network imports this module; its array alias serves only the annotations here
-    from .network import Array
+if TYPE_CHECKING:
+    from .dtypes import Array
 
 Pair = tuple[Callable[["Array"], "Array"], Callable[["Array"], "Array"]]
 

@@ -37,7 +37,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import functions as F
-from .network import MLP, Array, Labels, check_weights, nll
+from .dtypes import Array, Labels
+from .network import MLP, check_weights, nll
 
 GradientFn = Callable[[MLP, Array, Labels], dict[str, Array]]
 

@@ -32,7 +32,8 @@ from typing import Any, Literal
 import numpy as np
 
 from . import functions as F
-from .network import MLP, Array, Forward, Labels
+from .dtypes import Array, Labels
+from .network import MLP, Forward
 from .optim import SGD, Adam, Arrays, Momentum, Nesterov, Optimizer
 
 #: A last hidden layer up to this wide gets column-major logits (see Workspace).

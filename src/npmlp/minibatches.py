@@ -22,8 +22,8 @@ from collections.abc import Generator
 import numpy as np
 from numpy.typing import NDArray
 
+from .dtypes import Array, Labels
 from .kernels import Workspace
-from .network import Array, Labels
 
 Minibatches = Generator[tuple[Array, Labels], None, None]
 #: A request to the gather thread: ``(X, y, index, Xbuf, ybuf)`` as :func:`gather_rows` takes them.

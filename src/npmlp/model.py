@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import functions as F
-from .network import MLP, Array
+from .dtypes import Array
+from .network import MLP
 from .persistence import PathLike, load_model, save_model
 from .preprocess import Label, LabelMap, Standardizer, read_preprocessing
 from .training import refuse_nonfinite_rows

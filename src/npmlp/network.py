@@ -42,19 +42,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, overload
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import functions as F
-
-# The package's array types, defined here once and imported from here everywhere.
-#: Floats of any precision (float32 or float64 in practice): inputs, parameters, gradients.
-Array: TypeAlias = NDArray[np.floating[Any]]
-#: Class labels: one platform integer (np.intp) per example.
-Labels: TypeAlias = NDArray[np.intp]
-DTYPES = {"float64": np.float64, "float32": np.float32}
+from .dtypes import Array, Labels, resolve_dtype
 
 
 def linear(H: Array, W: Array, b: Array) -> Array:
@@ -432,14 +426,3 @@ BACKPROPS: dict[str, Callable[[MLP, Array, Labels, Array | None], dict[str, Arra
     "matrix": matrix_backprop,
     "loop": loop_backprop,
 }
-
-
-def resolve_dtype(dtype: str | type | np.dtype) -> type:
-    """``"float64"``/``"float32"`` (or the NumPy type) to the NumPy scalar type."""
-    try:
-        name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
-    except TypeError:
-        name = repr(dtype)
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}. Got {name!r} instead.")
-    return DTYPES[name]

@@ -76,8 +76,9 @@ from numpy.typing import NDArray
 
 from ._version import __version__
 from .atomicfile import fsync_dir, json_default, json_text, staged
+from .dtypes import DTYPES
 from .errors import ModelFileError
-from .network import DTYPES, MLP
+from .network import MLP
 from .npyheader import MAX_HEADER, read_npy_header
 
 __all__ = [

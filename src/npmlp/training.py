@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .dtypes import DTYPES, Array
 from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
 from .kernels import Tally, Workspace, train_step
 from .minibatches import Prefetcher, gather_weights, gathered, prefetch_pays
-from .network import BACKPROPS, DTYPES, MLP, Array, check_weights, nll
+from .network import BACKPROPS, MLP, check_weights, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
 
