@@ -36,7 +36,7 @@ from .atomicfile import locked_directory
 from .bench_machine import busy_machine_warnings
 from .datasets import Dataset, identity, load_dataset
 from .errors import DataError, RunDirectoryError
-from .gradcheck import check_gradients
+from .gradcheck import GradCheckReport, check_gradients
 from .network import MLP
 from .report import (
     Block,
@@ -127,6 +127,12 @@ def gradient_checks(demo: Demo) -> None:
                    f"{doc['max_rel_error']:.1e} (tolerance {doc['tol']:g})")
         blocks += [Paragraph(verdict), Details(f"K = {K}: the printout, parameter by parameter",
                                                [Preformatted(report.format_text())])]
+        course = _course_check(net, rng, K)
+        doc["forward"] = course.to_dict()
+        blocks += [Paragraph(f"K = {K}, the assignment's way (forward differences, step {course.step:g}): "
+                             f"{'PASSED' if course.passed else 'FAILED'}, every ratio within "
+                             f"[{course.ratio_min:.7f}, {course.ratio_max:.7f}]"),
+                   Details(f"K = {K}: the assignment's printout", [Preformatted(course.format_text())])]
         if K == 10:
             blocks += demo.figure(partial(plots.gradcheck_figure, report), "gradcheck.png",
                                   plots.CAPTIONS["gradcheck"])
@@ -136,6 +142,11 @@ def gradient_checks(demo: Demo) -> None:
     demo.facts.append(f"Gradient check {'PASSED' if passed else 'FAILED'} on 1 and 10 examples: max relative error "
                       f"{worst:.1e}, tolerance {verdicts[0]['tol']:g}")
     demo.sections.append(Section("Gradient check (Q2, Q4)", blocks))
+
+
+def _course_check(net: MLP, rng: np.random.Generator, K: int) -> GradCheckReport:
+    """The assignment's own check on fresh data: forward differences with a step of 1e-5, ratios near 1."""
+    return check_gradients(net, rng.standard_normal((K, 2)), rng.integers(0, 2, K), method="forward", step=1e-5)
 
 
 def circles(demo: Demo) -> None:
