@@ -163,6 +163,7 @@ def test_updates_split_over_two_threads_equal_one_thread_bit_for_bit(
         net = MLP.initialize((40, hidden, 3), rng=np.random.default_rng(8), l1=penalty[0], l2=penalty[1], dtype=dtype)
         ws = K.Workspace(net, 20)
         ws.threads = threads
+        ws.choose_split = lambda: True  # type: ignore[method-assign]  # always, not as measured
         nets.append(net), opts.append(make_optimizer(name, net.params)), spaces.append(ws)
     for lr in (0.1, 0.05, 0.02):
         X, y = rng.standard_normal((20, 40)).astype(dtype), rng.integers(0, 3, 20)
@@ -179,6 +180,21 @@ def test_a_split_update_waits_for_its_other_half_and_raises_its_error(monkeypatc
     net = MLP.initialize((40, 30, 3), rng=np.random.default_rng(0), l1=1e-3)
     ws, opt = K.Workspace(net, 4), make_optimizer("adam", net.params)
     ws.threads = 2
-    ws.grads["W1"] = ws.grads["W1"][:, :39]  # the wrong shape: both halves fail
+    ws.choose_split = lambda: True  # type: ignore[method-assign]
+    ws.grads["W1"] = ws.grads["W1"][:, :39]  # the wrong shape: every block fails
     with pytest.raises(ValueError):
         K.update_into(net, ws, opt, 0.1, 1.0)
+
+
+def test_the_split_is_chosen_by_its_recent_times_and_the_other_way_probed() -> None:
+    ws = K.Workspace(MLP.initialize((2, 3, 2), rng=np.random.default_rng(0)), 4)
+    assert ws.choose_split() is True  # first the split, ...
+    ws.record_split(True, 2.0)
+    assert ws.choose_split() is False  # ... then one thread
+    ws.record_split(False, 1.0)
+    ways = [ws.choose_split() for _ in range(2 * K.SPLIT_PROBE)]
+    assert ways.count(True) == 2 and ways.count(False) == 2 * K.SPLIT_PROBE - 2  # one thread, probing the split
+    for _ in range(10):  # the split gets faster (the machine went quiet)
+        ws.record_split(True, 0.5)
+    ways = [ws.choose_split() for _ in range(2 * K.SPLIT_PROBE)]
+    assert ways.count(False) == 2

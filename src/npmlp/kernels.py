@@ -25,7 +25,9 @@ path's gradients and updates to round-off, for every activation, depth, penalty 
 
 from __future__ import annotations
 
+import itertools
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +83,27 @@ class Workspace:
         #: two CPUs or more, else 1; set it to 1 to keep every pass on the calling thread.
         self.threads = 2 if _usable_cpus() >= 2 else 1
         self._helper: ThreadPoolExecutor | None = None
+        self._seconds: dict[bool, float] = {}  # a moving average of the update's time, split or not
+        self._updates = 0
+
+    def choose_split(self) -> bool:
+        """Whether the next heavy update runs on two threads: the faster way of late.
+
+        Two threads win on an idle machine and lose on a busy one (a helper that gets no
+        core keeps this thread waiting), so each way's time is tracked as a moving average
+        (:data:`SPLIT_MEMORY`), and every :data:`SPLIT_PROBE`-th update tries the other way
+        to keep its average current. Either way the bits are the same.
+        """
+        self._updates += 1
+        if len(self._seconds) < 2:
+            return not self._seconds.get(True)  # try the split first, then one thread
+        faster = self._seconds[True] <= self._seconds[False]
+        return faster if self._updates % SPLIT_PROBE else not faster
+
+    def record_split(self, threaded: bool, seconds: float) -> None:
+        """Add an update's time to its way's moving average (see :meth:`choose_split`)."""
+        old = self._seconds.get(threaded)
+        self._seconds[threaded] = seconds if old is None else old + SPLIT_MEMORY * (seconds - old)
 
     def helper(self) -> ThreadPoolExecutor:
         """The thread that runs the second half of a split update, started on first use."""
@@ -347,6 +370,13 @@ PASSES = {"sgd": 1, "momentum": 3, "nesterov": 5, "adam": 12, "l1": 3, "l2": 2}
 #: this: each half runs on its own core while BLAS is idle between minibatches (NumPy
 #: releases the GIL inside ufuncs). Handing half to the other thread costs about 20 us.
 SPLIT_WORK = 1 << 20
+#: ... in this many blocks of rows, which both threads take in turn: when the helper thread
+#: gets no core (a busy machine), the calling thread does them all instead of waiting.
+BLOCKS = 4
+#: Every this many heavy updates, the way not in favour is timed again (Workspace.choose_split) ...
+SPLIT_PROBE = 16
+#: ... and each new time moves its way's average by this fraction of the difference.
+SPLIT_MEMORY = 0.25
 
 
 def _rule(optimizer: Optimizer, lr: float) -> tuple[Callable[..., None], str, tuple[str, ...], tuple[float, ...]]:
@@ -380,8 +410,9 @@ def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale:
 
     ``ws.grads`` hold ``scale * g`` (``scale = gradient_scale(optimizer, lr)``) and are spent.
     Each weight matrix's penalty and rule run as one job over its rows; a large one (see
-    :data:`SPLIT_WORK`) runs its second half of rows on ``ws``'s helper thread while this
-    one does the first. Every pass is elementwise, so the bits are those of one thread.
+    :data:`SPLIT_WORK`) runs in :data:`BLOCKS` blocks of rows that this thread and ``ws``'s
+    helper thread share, when ``ws.choose_split`` says that pays. Every pass is elementwise,
+    so the bits are those of one thread whatever the choice.
     """
     rule, name, prefixes, consts = _rule(optimizer, lr)
     l1 = dict.fromkeys(net.params, 0.0)
@@ -398,20 +429,53 @@ def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale:
         rows = P.shape[0]
         (split if ws.threads > 1 and rows > 1 and work >= SPLIT_WORK else whole).append((job, 0, rows))
     if not split:
-        for job, lo, hi in whole:
-            job(lo, hi)
+        _run_jobs(whole)
         return
-    halves = [(job, hi // 2, hi) for job, _, hi in split]
-    done = ws.helper().submit(_run_jobs, halves)
+    threaded = ws.choose_split()
+    tic = time.perf_counter()
+    if threaded:
+        _run_split(ws, split, whole)
+    else:
+        _run_jobs(split + whole)
+    ws.record_split(threaded, time.perf_counter() - tic)
+
+
+def _run_split(ws: Workspace, split: list[tuple[Job, int, int]], whole: list[tuple[Job, int, int]]) -> None:
+    claims = _Claims([block for job, _, rows in split for block in _blocks(job, rows, BLOCKS)])
+    done = ws.helper().submit(claims.run)
     try:
-        _run_jobs([(job, 0, hi // 2) for job, _, hi in split] + whole)
+        _run_jobs(whole)
+        claims.run()
     finally:
-        done.result()  # NOTE: waits even when this thread failed: no pass may outlive the step
+        # NOTE: a helper that has not started yet (its core busy elsewhere) is cancelled, and
+        # this thread has done its blocks; one that has, is waited for, even when this thread
+        # failed: no pass may outlive the step.
+        if not done.cancel():
+            done.result()
 
 
 def _run_jobs(jobs: list[tuple[Job, int, int]]) -> None:
     for job, lo, hi in jobs:
         job(lo, hi)
+
+
+def _blocks(job: Job, rows: int, n: int) -> list[tuple[Job, int, int]]:
+    """``job`` on ``n`` blocks of rows of (nearly) equal size."""
+    edges = [rows * i // n for i in range(n + 1)]
+    return [(job, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+
+
+class _Claims:
+    """Row blocks that two threads take one at a time, until none is left."""
+
+    def __init__(self, blocks: list[tuple[Job, int, int]]) -> None:
+        self.blocks = blocks
+        self.claim = itertools.count().__next__  # NOTE: atomic under the GIL: no block runs twice
+
+    def run(self) -> None:
+        while (i := self.claim()) < len(self.blocks):
+            job, lo, hi = self.blocks[i]
+            job(lo, hi)
 
 
 def scaled_step(optimizer: Optimizer, params: Arrays, scaled_grads: Arrays, lr: float) -> None:
