@@ -16,7 +16,9 @@ products. This module computes exactly what the course path computes, but
   same normalisation; without them the arithmetic is the unweighted one, unchanged;
 - optionally tallying the minibatch's loss and errors on the way (:class:`Tally`), from the
   logits the step computes anyway: the running training loss of an epoch, as scikit-learn
-  reports it, without a second pass over the training set.
+  reports it, without a second pass over the training set;
+- with each weight matrix's penalty gradient and update rule run as one job over its rows,
+  and a heavy one's rows shared with a helper thread while BLAS is idle (:func:`update_into`).
 
 Each function says which course line it replaces, and every ``NOTE`` gives the measurement
 that keeps its trick here. ``tests/test_kernels.py`` checks that this path gives the course
