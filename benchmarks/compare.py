@@ -54,7 +54,8 @@ def compare(
     """
     c = PRESETS[name]
     X, y, m = training_data("fashion-mnist", c["dtype"], data=data)
-    p = Problem(X, y, m, tuple(c["hidden"]), batch_size, 0.03, c["l1"], c["l2"], 0)
+    p = Problem(X, y, m, tuple(c["hidden"]), c.get("batch_size", batch_size), c.get("lr", 0.03), c["l1"], c["l2"], 0,
+                c.get("optimizer", "sgd"))
     epochs = {"base": base_bench.npmlp_epoch(p), "new": npmlp_epoch(p), "gemm": gemm_epoch(p)}
     for f in epochs.values():  # warm-up
         f()

@@ -14,7 +14,10 @@ Timed interleaved (A B C ... A B C) on the configuration's data, one epoch each:
 
 - ``gemm-only``: the products alone, as in ``npmlp bench`` (minibatches sliced in order)
 - ``gather-only``: ``np.take`` of each shuffled minibatch into a reused buffer
-- ``update-only``: ``P -= G`` for every parameter, once per minibatch
+- ``update-only``: the training loop's update (the penalty gradient and the update rule,
+  ``kernels.update_into``) for every parameter, once per minibatch, split over two threads
+  where training splits it; ``update-1thread``: the same on one thread; with a rule
+  other than SGD also ``update-sgd``, plain SGD without penalty (``P -= G``)
 - ``npmlp-matrix``: the real training epoch (``Trainer.run_epoch``)
 - ``step-*``: the whole training step (forward, softmax gradient, backprop, elastic-net
   gradient, SGD update) written out with the fewest NumPy calls its math needs, no
@@ -41,11 +44,9 @@ import time
 import numpy as np
 
 from npmlp.bench import PRESETS, Problem, gemm_epoch, npmlp_epoch, pinned_threads, training_data
-from npmlp.kernels import scaled_step
+from npmlp.kernels import gradient_scale, update_into
 from npmlp.minibatches import gather_rows
-from npmlp.network import MLP
-from npmlp.optim import SGD
-from npmlp.training import TrainConfig
+from npmlp.training import TrainConfig, Trainer
 
 #: ``step-cache`` cycles through this many minibatches (K = 100 rows of Fashion-MNIST in
 #: float64: 5 MB, inside the 32 MB last-level cache of the project's machine).
@@ -68,16 +69,27 @@ def gather_epoch(p: Problem):
     return epoch
 
 
-def update_epoch(p: Problem):
-    """The training loop's plain SGD step (``P -= G``, ``G`` holding ``eta g``) for every parameter, per minibatch."""
-    params = MLP.initialize(p.sizes, rng=np.random.default_rng(p.seed), dtype=p.X.dtype.name).params
-    grads = {k: np.full_like(v, 1e-12) for k, v in params.items()}  # tiny: the weights stay normal floats
-    batches, sgd = -(-p.X.shape[0] // p.batch_size), SGD(params)
+def update_epoch(p: Problem, threads: int | None = None, optimizer: str | None = None):
+    """The training loop's update (``kernels.update_into``: penalty and rule) for every parameter, per minibatch.
+
+    ``threads`` 1 keeps every pass on one thread; None lets it split as training does.
+    ``optimizer`` replaces the configuration's rule. The gradients hold a tiny constant to
+    begin with (the weights stay normal floats).
+    """
+    config = TrainConfig(hidden=p.hidden, l1=p.l1, l2=p.l2, dtype=p.X.dtype.name, lr=p.lr, batch_size=p.batch_size,
+                         seed=p.seed, optimizer=optimizer or p.optimizer)
+    trainer = Trainer.new(config, p.X.shape[1], p.n_classes)
+    net, ws, opt = trainer.net, trainer.workspace, trainer.optimizer
+    if threads is not None:
+        ws.threads = threads
+    for g in ws.grads.values():
+        g.fill(1e-12)
+    batches, scale = -(-p.X.shape[0] // p.batch_size), gradient_scale(opt, p.lr)
 
     def epoch() -> float:
         tic = time.perf_counter()
         for _ in range(batches):
-            scaled_step(sgd, params, grads, p.lr)
+            update_into(net, ws, opt, p.lr, scale)
         return time.perf_counter() - tic
 
     return epoch
@@ -153,9 +165,13 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
     """
     c = PRESETS[name]
     X, y, m = training_data("fashion-mnist", c["dtype"], data=data)
-    p = Problem(X, y, m, tuple(c["hidden"]), batch_size, 0.03, c["l1"], c["l2"], 0)
+    p = Problem(X, y, m, tuple(c["hidden"]), c.get("batch_size", batch_size), c.get("lr", 0.03), c["l1"], c["l2"], 0,
+                c.get("optimizer", "sgd"))
     epochs = {"gemm-only": gemm_epoch(p), "gather-only": gather_epoch(p), "update-only": update_epoch(p),
-              "npmlp-matrix": npmlp_epoch(p), **{f"step-{s}": step_floor(p, s)[0] for s in SOURCES}}
+              "update-1thread": update_epoch(p, threads=1), "npmlp-matrix": npmlp_epoch(p),
+              **{f"step-{s}": step_floor(p, s)[0] for s in SOURCES}}
+    if p.optimizer != "sgd":
+        epochs["update-sgd"] = update_epoch(Problem(**{**vars(p), "l1": 0.0, "l2": 0.0}), optimizer="sgd")
     runs: dict[str, list[float]] = {k: [] for k in epochs}
     with pinned_threads(threads):
         for f in epochs.values():  # warm-up
@@ -171,6 +187,9 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
             "floor_sequential": (g + med["gather-only"] + med["update-only"]) / g,
             "floor_gather_hidden": (g + med["update-only"]) / g,
             **{f"step_{s}_over_gemm": med[f"step-{s}"] / g for s in SOURCES},
+            # the inlined step runs SGD: with another rule, swap its update for the rule's
+            "step_gather_rule_over_gemm": ((med["step-gather"] - med["update-sgd"] + med["update-only"]) / g
+                                           if "update-sgd" in med else med["step-gather"] / g),
             "npmlp_over_gemm": med["npmlp-matrix"] / g,
             "npmlp_over_gemm_best": min(runs["npmlp-matrix"]) / min(runs["gemm-only"])}
 
@@ -195,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  floor, gather hidden:      {d['floor_gather_hidden']:.3f}x gemm-only")
         for s in SOURCES:
             print(f"  whole step inlined, {s:<6} {d[f'step_{s}_over_gemm']:.3f}x gemm-only")
+        if "update-sgd" in d["median_seconds"]:
+            print(f"  step-gather with its rule: {d['step_gather_rule_over_gemm']:.3f}x gemm-only "
+                  "(the inlined SGD step, its P -= G swapped for the rule's update)")
         print(f"  npmlp-matrix:              {d['npmlp_over_gemm']:.3f}x gemm-only "
               f"(fastest rounds: {d['npmlp_over_gemm_best']:.3f}x)")
     return 0

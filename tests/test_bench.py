@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npmlp import bench, bench_machine
+from npmlp import bench, bench_impls, bench_machine
 from npmlp.bench import IMPLS, format_bench, interleave, run_bench, summarize, training_data
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -212,7 +212,7 @@ def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarr
     doc = load_floor().floor("B", 2, None, data=tiny, batch_size=50)
     med = doc["median_seconds"]
     steps = {"step-gather", "step-stream", "step-cache"}
-    assert set(med) == {"gemm-only", "gather-only", "update-only", "npmlp-matrix"} | steps
+    assert set(med) == {"gemm-only", "gather-only", "update-only", "update-1thread", "npmlp-matrix"} | steps
     assert all(v > 0 for v in med.values()) and doc["dtype"] == "float32"
     g = med["gemm-only"]
     assert math.isclose(doc["floor_sequential"], (g + med["gather-only"] + med["update-only"]) / g)
@@ -298,3 +298,45 @@ def test_compare_script_pairs_a_revision_with_the_tree(tiny: tuple[np.ndarray, n
     q1, q3 = d["quartiles"]
     assert q1 <= d["new_over_base"] <= q3 and d["base_over_gemm"] > 0 and d["new_over_gemm"] > 0
     assert set(d["min"]) == {"base", "new", "gemm"}
+
+
+def test_presets_carry_their_own_rule_lr_and_batch_size(tiny: tuple[np.ndarray, np.ndarray],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")  # noqa: F841
+    monkeypatch.setitem(sys.modules, "sklearn.neural_network", None)
+    configs = [{"name": k, **bench.PRESETS[k], "hidden": (7,), "dtype": "float64"} for k in ("B", "B+pen", "tuned")]
+    doc = quick(tiny, configs=configs, peers=True, repeats=1, loop=False, threads=1)
+    B, pen, tuned = doc["configs"]
+    assert (B["optimizer"], B["lr"], B["batch_size"]) == ("sgd", 0.03, 50)
+    assert (tuned["optimizer"], tuned["lr"], tuned["batch_size"], tuned["l2"]) == ("adam", 1e-3, 128, 1e-5)
+    # PyTorch as its users write it: no penalty terms where they are 0, L2 as weight_decay
+    assert B["results"]["torch"]["note"] == "nn.Linear/ReLU, cross_entropy, optim.SGD"
+    assert pen["results"]["torch"]["note"].endswith("weight_decay = 2*l2 = 0.002, l1*sign(W) added to .grad")
+    assert "optim.Adam, weight_decay = 2*l2 = 2e-05" in tuned["results"]["torch"]["note"]
+    assert "[tuned] hidden [7], float64, adam lr=0.001, K=128" in bench.format_bench(doc)
+
+
+def test_the_torch_peer_takes_npmlp_s_step(rng: np.random.Generator) -> None:
+    # Same weights, same minibatch: PyTorch's step (the elastic net as the peer adds it,
+    # Adam's weight_decay) must give the parameters npmlp's training step gives.
+    torch = pytest.importorskip("torch")
+    from npmlp import kernels
+    from npmlp.network import MLP
+    from npmlp.optim import make_optimizer
+
+    X, y = rng.standard_normal((30, 6)), rng.integers(0, 3, 30)
+    # Adam: torch adds eps to sqrt(v / (1 - b2^t)), npmlp (the paper's Algorithm 1 remark) to
+    # sqrt(v): the same rule but for where eps sits (with eps=1e-8 the parameters here differ
+    # by 5e-6 after 3 steps), so both take a negligible eps.
+    for optimizer, lr, options in (("sgd", 0.1, {}), ("adam", 0.01, {"eps": 1e-14})):
+        p = bench.Problem(X, y, 3, (5,), 30, lr, 1e-2, 1e-2, 0, optimizer)
+        model = bench_impls.torch_model(p)
+        net = MLP({k: v.detach().numpy().copy() for k, v in bench_impls.torch_params(model).items()},
+                  activation="rect", l1=p.l1, l2=p.l2)
+        opt, ws = make_optimizer(optimizer, net.params, **options), kernels.Workspace(net, 30)
+        step = bench_impls.torch_step(p, model, **options)
+        for _ in range(3):
+            step(torch.from_numpy(X), torch.from_numpy(y).long())
+            kernels.train_step(net, ws, opt, X, y, lr)
+        for k, v in bench_impls.torch_params(model).items():
+            np.testing.assert_allclose(v.detach().numpy(), net.params[k], rtol=1e-10, atol=1e-10, err_msg=k)

@@ -145,3 +145,56 @@ def test_the_tally_is_the_minibatches_loss_and_error(backprop: str, weighted: bo
         K.GRADIENTS[backprop](net, ws, X, y, 1.0, w, tally)
     np.testing.assert_allclose(tally.means(), (loss / weight, wrong / weight), rtol=1e-13)
     assert np.isnan(K.Tally().means()).all()  # nan before any weight
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("penalty", [(0.0, 0.0), (1e-3, 0.0), (0.0, 1e-3), (1e-3, 1e-3), (3.0, 0.5)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_updates_split_over_two_threads_equal_one_thread_bit_for_bit(
+    name: str, penalty: tuple, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every pass of the penalty and the rules is elementwise, so rows on another thread
+    # must give the very same bits as the single-threaded reference (ws.threads = 1).
+    monkeypatch.setattr(K, "SPLIT_WORK", 1)  # every parameter splits, biases too
+    rng = np.random.default_rng(7)
+    hidden = 65  # an odd number of rows: halves of 32 and 33
+    nets, opts, spaces = [], [], []
+    for threads in (1, 2):
+        net = MLP.initialize((40, hidden, 3), rng=np.random.default_rng(8), l1=penalty[0], l2=penalty[1], dtype=dtype)
+        ws = K.Workspace(net, 20)
+        ws.threads = threads
+        ws.choose_split = lambda: True  # type: ignore[method-assign]  # always, not as measured
+        nets.append(net), opts.append(make_optimizer(name, net.params)), spaces.append(ws)
+    for lr in (0.1, 0.05, 0.02):
+        X, y = rng.standard_normal((20, 40)).astype(dtype), rng.integers(0, 3, 20)
+        for net, opt, ws in zip(nets, opts, spaces, strict=True):
+            K.train_step(net, ws, opt, X, y, lr)
+    assert spaces[0]._helper is None and spaces[1]._helper is not None  # the split path ran
+    for a, b in ((nets[0].params, nets[1].params), (opts[0].state, opts[1].state)):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_split_update_waits_for_its_other_half_and_raises_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(K, "SPLIT_WORK", 1)
+    net = MLP.initialize((40, 30, 3), rng=np.random.default_rng(0), l1=1e-3)
+    ws, opt = K.Workspace(net, 4), make_optimizer("adam", net.params)
+    ws.threads = 2
+    ws.choose_split = lambda: True  # type: ignore[method-assign]
+    ws.grads["W1"] = ws.grads["W1"][:, :39]  # the wrong shape: every block fails
+    with pytest.raises(ValueError):
+        K.update_into(net, ws, opt, 0.1, 1.0)
+
+
+def test_the_split_is_chosen_by_its_recent_times_and_the_other_way_probed() -> None:
+    ws = K.Workspace(MLP.initialize((2, 3, 2), rng=np.random.default_rng(0)), 4)
+    assert ws.choose_split() is True  # first the split, ...
+    ws.record_split(True, 2.0)
+    assert ws.choose_split() is False  # ... then one thread
+    ws.record_split(False, 1.0)
+    ways = [ws.choose_split() for _ in range(2 * K.SPLIT_PROBE)]
+    assert ways.count(True) == 2 and ways.count(False) == 2 * K.SPLIT_PROBE - 2  # one thread, probing the split
+    for _ in range(10):  # the split gets faster (the machine went quiet)
+        ws.record_split(True, 0.5)
+    ways = [ws.choose_split() for _ in range(2 * K.SPLIT_PROBE)]
+    assert ways.count(False) == 2

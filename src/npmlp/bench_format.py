@@ -32,8 +32,9 @@ def _header(doc: dict[str, Any]) -> list[str]:
 
 
 def _section(c: dict[str, Any], skipped: dict[str, str]) -> list[str]:
-    lines = ["", f"[{c['name']}] hidden {c['hidden']}, {c['dtype']}, K={c['batch_size']}, l1={c['l1']:g}, "
-                  f"l2={c['l2']:g}, {c['rows']} rows x {c['features']} features, {c['classes']} classes",
+    lines = ["", f"[{c['name']}] hidden {c['hidden']}, {c['dtype']}, {c.get('optimizer', 'sgd')} "
+                  f"lr={c['lr']:g}, K={c['batch_size']}, l1={c['l1']:g}, l2={c['l2']:g}, "
+                  f"{c['rows']} rows x {c['features']} features, {c['classes']} classes",
              f"{'implementation':<14} {'median':>9} {'min':>9} {'max':>9} {'/ npmlp':>8}  note"]
     for name, r in c["results"].items():
         lines.append(f"{name:<14} {r['median']:>9.4f} {r['min']:>9.4f} {r['max']:>9.4f} "

@@ -45,6 +45,7 @@ class Problem:
     l1: float
     l2: float
     seed: int
+    optimizer: str = "sgd"  # "sgd" or "adam": the rule every implementation uses
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -60,7 +61,7 @@ def _timed(fn: Callable[[], object], scale: float = 1.0) -> float:
 def npmlp_epoch(p: Problem, *, backprop: str = "matrix", rows: int | None = None) -> Epoch:
     """npmlp's :meth:`Trainer.run_epoch`, on the first ``rows`` rows scaled to all of them."""
     config = TrainConfig(hidden=p.hidden, l1=p.l1, l2=p.l2, dtype=p.X.dtype.name, lr=p.lr,
-                         batch_size=p.batch_size, backprop=backprop, seed=p.seed)
+                         batch_size=p.batch_size, backprop=backprop, seed=p.seed, optimizer=p.optimizer)
     trainer = Trainer.new(config, p.X.shape[1], p.n_classes)
     n = p.X.shape[0] if rows is None else min(rows, p.X.shape[0])
     X, y = p.X[:n], p.y[:n]
@@ -107,18 +108,17 @@ def sklearn_epoch(p: Problem) -> Epoch:
     """scikit-learn's ``MLPClassifier``, one ``partial_fit`` epoch (the first also initialises)."""
     from sklearn.neural_network import MLPClassifier
 
-    clf = MLPClassifier(hidden_layer_sizes=p.hidden, activation="relu", solver="sgd", batch_size=p.batch_size,
+    clf = MLPClassifier(hidden_layer_sizes=p.hidden, activation="relu", solver=p.optimizer, batch_size=p.batch_size,
                         learning_rate="constant", learning_rate_init=p.lr, momentum=0.0, nesterovs_momentum=False,
                         alpha=2 * p.l2 * p.batch_size, shuffle=True, random_state=p.seed)
     classes = np.arange(p.n_classes)
     return lambda: _timed(lambda: clf.partial_fit(p.X, p.y, classes=classes))
 
 
-def torch_epoch(p: Problem) -> Epoch:
-    """PyTorch: Linear/ReLU layers, cross-entropy plus the elastic net, plain SGD, randperm minibatches."""
+def torch_model(p: Problem) -> Any:
+    """PyTorch's ``nn.Sequential`` of ``nn.Linear``/``nn.ReLU`` layers for ``p``, seeded."""
     import torch
     from torch import nn
-    from torch.nn import functional as F
 
     dt = {"float64": torch.float64, "float32": torch.float32}[p.X.dtype.name]
     layers: list[nn.Module] = []
@@ -126,9 +126,52 @@ def torch_epoch(p: Problem) -> Epoch:
         torch.manual_seed(p.seed)
         for i, o in zip(p.sizes[:-1], p.sizes[1:], strict=True):
             layers += [nn.Linear(i, o, dtype=dt), nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])
-    weights = [m.weight for m in model if isinstance(m, nn.Linear)]
-    opt = torch.optim.SGD(model.parameters(), lr=p.lr)
+    return nn.Sequential(*layers[:-1])
+
+
+def torch_params(model: Any) -> dict[str, Any]:
+    """The model's parameters by npmlp's names (``W1``, ``b1``, ...)."""
+    linear = [m for m in model if hasattr(m, "weight")]
+    return {f"{s}{i}": getattr(m, a) for i, m in enumerate(linear, 1) for s, a in (("W", "weight"), ("b", "bias"))}
+
+
+def torch_step(p: Problem, model: Any, **options: float) -> Callable[[Any, Any], None]:
+    """One minibatch of training as PyTorch's users write it, with ``p``'s rule and elastic net.
+
+    ``F.cross_entropy``, ``torch.optim.SGD`` or ``Adam`` (``options`` go to it); L2 as
+    ``weight_decay`` on the weights, L1's gradient added to ``.grad`` in place; no penalty
+    term in the graph.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    params = torch_params(model)
+    weights = [v for k, v in params.items() if k[0] == "W"]
+    # NOTE: L2 as weight_decay, on the weights only (npmlp penalises no bias): torch adds
+    # weight_decay * W to the gradient before the rule, and our l2 * ||W||^2 adds 2 l2 W.
+    groups = [{"params": weights, "weight_decay": 2 * p.l2},
+              {"params": [v for k, v in params.items() if k[0] == "b"], "weight_decay": 0.0}]
+    rule = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[p.optimizer]
+    opt = rule(groups, lr=p.lr, **options)
+
+    def step(Xb: Any, yb: Any) -> None:
+        loss = F.cross_entropy(model(Xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if p.l1:
+            with torch.no_grad():  # the L1 gradient added in place, as the NumPy codes do
+                for W in weights:
+                    W.grad.add_(W.sign(), alpha=p.l1)
+        opt.step()
+
+    return step
+
+
+def torch_epoch(p: Problem) -> Epoch:
+    """PyTorch (:func:`torch_model`, :func:`torch_step`), minibatches gathered by index from a ``randperm``."""
+    import torch
+
+    step = torch_step(p, torch_model(p))
     X, y, K = torch.from_numpy(p.X), torch.from_numpy(p.y).long(), p.batch_size
     gen = torch.Generator().manual_seed(p.seed)
 
@@ -136,11 +179,7 @@ def torch_epoch(p: Problem) -> Epoch:
         order = torch.randperm(X.shape[0], generator=gen)
         for s in range(0, X.shape[0], K):
             index = order[s : s + K]
-            loss = F.cross_entropy(model(X[index]), y[index])
-            loss = loss + sum(p.l1 * W.abs().sum() + p.l2 * W.square().sum() for W in weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            step(X[index], y[index])
 
     return lambda: _timed(epoch)
 
@@ -197,8 +236,10 @@ def implementation_notes(p: Problem, loop_batches: int) -> dict[str, str]:
         "npmlp-loop": (f"timed on {timed} rows ({-(-timed // p.batch_size)} minibatches), scaled to the epoch"
                        if timed < p.X.shape[0] else "whole epoch"),
         "gemm-only": "the limit: the matrix products of forward + backprop only",
-        "sklearn": f"partial_fit epoch; alpha = 2*l2*K = {2 * p.l2 * p.batch_size:g}; no L1 term",
-        "torch": "nn.Linear/ReLU, cross_entropy + elastic net, optim.SGD",
+        "sklearn": f"partial_fit epoch, solver={p.optimizer}; alpha = 2*l2*K = {2 * p.l2 * p.batch_size:g}; no L1 term",
+        "torch": (f"nn.Linear/ReLU, cross_entropy, optim.{'Adam' if p.optimizer == 'adam' else 'SGD'}"
+                  + (f", weight_decay = 2*l2 = {2 * p.l2:g}" if p.l2 else "")
+                  + (", l1*sign(W) added to .grad" if p.l1 else "")),
     }
 
 

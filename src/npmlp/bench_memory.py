@@ -65,7 +65,7 @@ def _reset_peak_rss() -> bool:
 
 def memory_probe(*, dataset: str, dtype: str, hidden: Sequence[int], batch_size: int, lr: float, l1: float,
                  l2: float, seed: int, data_dir: str | None = None, max_rows: int | None = None,
-                 arrays: Sequence[str] | None = None) -> dict[str, Any]:
+                 arrays: Sequence[str] | None = None, optimizer: str = "sgd") -> dict[str, Any]:
     """Peak resident memory of one npmlp epoch (then an evaluation pass) against the data's size.
 
     Runs in a fresh interpreter (:func:`measure_memory`). The data held is what ``npmlp
@@ -81,7 +81,8 @@ def memory_probe(*, dataset: str, dtype: str, hidden: Sequence[int], batch_size:
     del data, splits
     gc.collect()
     with_data, load_peak, reset = _rss(), _peak_rss(), _reset_peak_rss()
-    config = TrainConfig(hidden=list(hidden), l1=l1, l2=l2, dtype=dtype, lr=lr, batch_size=batch_size, seed=seed)
+    config = TrainConfig(hidden=list(hidden), l1=l1, l2=l2, dtype=dtype, lr=lr, batch_size=batch_size, seed=seed,
+                         optimizer=optimizer)
     trainer = Trainer.new(config, X.shape[1], m)
     trainer.run_epoch(X, y)
     epoch_peak = _peak_rss()
@@ -97,7 +98,8 @@ def measure_memory(p: Problem, *, dataset: str, data_dir: str | None, max_rows: 
                    threads: int | None) -> dict[str, Any]:
     """Run :func:`memory_probe` in a subprocess; on failure a dict with ``error``."""
     args = {"dataset": dataset, "dtype": p.X.dtype.name, "hidden": list(p.hidden), "batch_size": p.batch_size,
-            "lr": p.lr, "l1": p.l1, "l2": p.l2, "seed": p.seed, "data_dir": data_dir, "max_rows": max_rows}
+            "lr": p.lr, "l1": p.l1, "l2": p.l2, "seed": p.seed, "data_dir": data_dir, "max_rows": max_rows,
+            "optimizer": p.optimizer}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                        os.environ.get("PYTHONPATH", "")]))
     if threads is not None:

@@ -16,7 +16,9 @@ products. This module computes exactly what the course path computes, but
   same normalisation; without them the arithmetic is the unweighted one, unchanged;
 - optionally tallying the minibatch's loss and errors on the way (:class:`Tally`), from the
   logits the step computes anyway: the running training loss of an epoch, as scikit-learn
-  reports it, without a second pass over the training set.
+  reports it, without a second pass over the training set;
+- with each weight matrix's penalty gradient and update rule run as one job over its rows,
+  and a heavy one's rows shared with a helper thread while BLAS is idle (:func:`update_into`).
 
 Each function says which course line it replaces, and every ``NOTE`` gives the measurement
 that keeps its trick here. ``tests/test_kernels.py`` checks that this path gives the course
@@ -25,7 +27,11 @@ path's gradients and updates to round-off, for every activation, depth, penalty 
 
 from __future__ import annotations
 
+import itertools
+import os
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +40,7 @@ import numpy as np
 from . import functions as F
 from .dtypes import Array, Labels
 from .network import MLP, Forward
-from .optim import SGD, Adam, Arrays, Momentum, Nesterov, Optimizer
+from .optim import Adam, Arrays, Momentum, Nesterov, Optimizer
 
 #: A last hidden layer up to this wide gets column-major logits (see Workspace).
 NARROW = 64
@@ -75,6 +81,44 @@ class Workspace:
         self.mask = np.empty((batch_size, widest), dt, order="F")
         self.zeros = np.zeros((batch_size, widest), dt, order="F")
         self.rect = net.activation == "rect"
+        #: Threads for the update's passes (:func:`update_into`): 2 where the process may use
+        #: two CPUs or more, else 1; set it to 1 to keep every pass on the calling thread.
+        self.threads = 2 if _usable_cpus() >= 2 else 1
+        self._helper: ThreadPoolExecutor | None = None
+        self._seconds: dict[bool, float] = {}  # a moving average of the update's time, split or not
+        self._updates = 0
+
+    def choose_split(self) -> bool:
+        """Whether the next heavy update runs on two threads: the faster way of late.
+
+        Two threads win on an idle machine and lose on a busy one (a helper that gets no
+        core keeps this thread waiting), so each way's time is tracked as a moving average
+        (:data:`SPLIT_MEMORY`), and every :data:`SPLIT_PROBE`-th update tries the other way
+        to keep its average current. Either way the bits are the same.
+        """
+        self._updates += 1
+        if len(self._seconds) < 2:
+            return not self._seconds.get(True)  # try the split first, then one thread
+        faster = self._seconds[True] <= self._seconds[False]
+        return faster if self._updates % SPLIT_PROBE else not faster
+
+    def record_split(self, threaded: bool, seconds: float) -> None:
+        """Add an update's time to its way's moving average (see :meth:`choose_split`)."""
+        old = self._seconds.get(threaded)
+        self._seconds[threaded] = seconds if old is None else old + SPLIT_MEMORY * (seconds - old)
+
+    def helper(self) -> ThreadPoolExecutor:
+        """The thread that runs the second half of a split update, started on first use."""
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="npmlp-update")
+        return self._helper
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def linear_into(H: Array, W: Array, b: Array, out: Array) -> Array:
@@ -225,9 +269,9 @@ def add_penalty_into(net: MLP, grads: Arrays, scratch: Arrays, scale: float) -> 
     return grads
 
 
-def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
-                     tally: Tally | None = None) -> Arrays:
-    """``scale * MLP.gradients(X, y, sample_weight=weights)`` (matrix backprop and penalty) into ``ws.grads``.
+def backprop_into(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
+                  tally: Tally | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, sample_weight=weights)`` without the penalty (matrix backprop) into ``ws.grads``.
 
     ``tally``: also count the minibatch's losses and errors (before the step).
     """
@@ -240,7 +284,16 @@ def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float,
         dH = linear_backward_into(dA, fw.inputs[i], net.params[w], out, ws.ones[:n])
         if dH is not None:
             dA = activation_backward_into(net, ws, dH, fw.pre[i - 1])
-    return add_penalty_into(net, ws.grads, ws.scratch, scale)
+    return ws.grads
+
+
+def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
+                     tally: Tally | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, sample_weight=weights)`` (matrix backprop and penalty) into ``ws.grads``.
+
+    ``tally``: also count the minibatch's losses and errors (before the step).
+    """
+    return add_penalty_into(net, backprop_into(net, ws, X, y, scale, weights, tally), ws.scratch, scale)
 
 
 def loop_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
@@ -270,55 +323,172 @@ def gradient_scale(optimizer: Optimizer, lr: float) -> float:
     return 1.0 if isinstance(optimizer, Adam) else lr
 
 
-def _sgd(opt: SGD, params: Arrays, G: Arrays, lr: float) -> None:
-    for k, P in params.items():  # theta <- theta - eta g, with G = eta g
-        P -= G[k]
+# Each rule updates one parameter ``P`` from its scaled gradient ``G`` (scratch: it is
+# overwritten) and its state arrays, elementwise. Row blocks of the same arrays can therefore
+# run on different threads and give the very same bits (see ``update_into``).
+def _sgd(P: Array, G: Array) -> None:  # theta <- theta - eta g, with G = eta g
+    P -= G
 
 
-def _momentum(opt: Momentum, params: Arrays, G: Arrays, lr: float) -> None:
-    for k, P in params.items():  # v <- mu v - eta g;  theta <- theta + v
-        V = opt.state[f"v/{k}"]
-        V *= opt.momentum
-        V -= G[k]
-        P += V
+def _momentum(P: Array, G: Array, V: Array, mu: float) -> None:  # v <- mu v - eta g;  theta <- theta + v
+    V *= mu
+    V -= G
+    P += V
 
 
-def _nesterov(opt: Momentum, params: Arrays, G: Arrays, lr: float) -> None:
-    for k, P in params.items():  # v <- mu v - eta g;  theta <- theta + mu v - eta g
-        V, g = opt.state[f"v/{k}"], G[k]
-        V *= opt.momentum
-        V -= g
-        P -= g
-        P += np.multiply(V, opt.momentum, out=g)  # g is spent: it holds mu v
+def _nesterov(P: Array, G: Array, V: Array, mu: float) -> None:  # v <- mu v - eta g;  theta <- theta + mu v - eta g
+    V *= mu
+    V -= G
+    P -= G
+    P += np.multiply(V, mu, out=G)  # G is spent: it holds mu v
 
 
-def _adam(opt: Adam, params: Arrays, G: Arrays, lr: float) -> None:
-    step = opt.advance(lr)
-    for k, P in params.items():
-        M, V, g = opt.state[f"m/{k}"], opt.state[f"v/{k}"], G[k]
-        M -= g  # m <- b1 m + (1 - b1) g, as b1 (m - g) + g: no temporary
-        M *= opt.beta1
-        M += g
-        g *= g  # g is spent: it holds g^2
-        V -= g  # v <- b2 v + (1 - b2) g^2
-        V *= opt.beta2
-        V += g
-        np.sqrt(V, out=g)
-        g += opt.eps
-        np.divide(M, g, out=g)
-        g *= step
-        P -= g  # theta <- theta - step m / (sqrt(v) + eps)
+def _adam(P: Array, G: Array, M: Array, V: Array, b1: float, b2: float, eps: float, step: float) -> None:
+    M -= G  # m <- b1 m + (1 - b1) g, as b1 (m - g) + g: no temporary
+    M *= b1
+    M += G
+    G *= G  # G is spent: it holds g^2
+    V -= G  # v <- b2 v + (1 - b2) g^2
+    V *= b2
+    V += G
+    np.sqrt(V, out=G)
+    G += eps
+    np.divide(M, G, out=G)
+    G *= step
+    P -= G  # theta <- theta - step m / (sqrt(v) + eps)
 
 
-_STEPS: dict[type, Callable[..., None]] = {SGD: _sgd, Momentum: _momentum, Nesterov: _nesterov, Adam: _adam}
+def _penalty(W: Array, G: Array, S: Array, a: float, b: float) -> None:
+    """``G += a sign(W) + b W`` as :func:`add_penalty_into` adds it (``a``, ``b`` already scaled)."""
+    if a:
+        G += l1_sign(W, a, out=S)
+    if b:
+        G += np.multiply(W, b, out=S)
+
+
+#: A rule's elementwise passes over a parameter (its cost in :data:`SPLIT_WORK`'s units).
+PASSES = {"sgd": 1, "momentum": 3, "nesterov": 5, "adam": 12, "l1": 3, "l2": 2}
+#: Split a parameter's update across two threads when its size times its passes reaches
+#: this: each half runs on its own core while BLAS is idle between minibatches (NumPy
+#: releases the GIL inside ufuncs). Handing half to the other thread costs about 20 us.
+SPLIT_WORK = 1 << 20
+#: ... in this many blocks of rows, which both threads take in turn: when the helper thread
+#: gets no core (a busy machine), the calling thread does them all instead of waiting.
+BLOCKS = 4
+#: Every this many heavy updates, the way not in favour is timed again (Workspace.choose_split) ...
+SPLIT_PROBE = 16
+#: ... and each new time moves its way's average by this fraction of the difference.
+SPLIT_MEMORY = 0.25
+
+
+def _rule(optimizer: Optimizer, lr: float) -> tuple[Callable[..., None], str, tuple[str, ...], tuple[float, ...]]:
+    """The in-place rule for ``optimizer``, its name, its state arrays' prefixes and its constants."""
+    if isinstance(optimizer, Adam):
+        o = optimizer
+        return _adam, "adam", ("m", "v"), (o.beta1, o.beta2, o.eps, o.advance(lr))
+    if isinstance(optimizer, Nesterov):
+        return _nesterov, "nesterov", ("v",), (optimizer.momentum,)
+    if isinstance(optimizer, Momentum):
+        return _momentum, "momentum", ("v",), (optimizer.momentum,)
+    return _sgd, "sgd", (), ()
+
+
+Job = Callable[[int, int], None]  # runs a parameter's passes on its rows [lo, hi)
+
+
+def _job(rule: Callable[..., None], P: Array, G: Array, state: list[Array], consts: tuple[float, ...],
+         penalty: tuple[Array, float, float] | None) -> Job:
+    def run(lo: int, hi: int) -> None:
+        if penalty is not None:
+            S, a, b = penalty
+            _penalty(P[lo:hi], G[lo:hi], S[lo:hi], a, b)
+        rule(P[lo:hi], G[lo:hi], *(s[lo:hi] for s in state), *consts)
+    return run
+
+
+def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale: float,
+                penalty: bool = True) -> None:
+    """The penalty gradient (with ``penalty``) and ``optimizer``'s step, parameter by parameter, in place.
+
+    ``ws.grads`` hold ``scale * g`` (``scale = gradient_scale(optimizer, lr)``) and are spent.
+    Each weight matrix's penalty and rule run as one job over its rows; a large one (see
+    :data:`SPLIT_WORK`) runs in :data:`BLOCKS` blocks of rows that this thread and ``ws``'s
+    helper thread share, when ``ws.choose_split`` says that pays. Every pass is elementwise,
+    so the bits are those of one thread whatever the choice.
+    """
+    rule, name, prefixes, consts = _rule(optimizer, lr)
+    l1 = dict.fromkeys(net.params, 0.0)
+    l2 = dict.fromkeys(net.params, 0.0)
+    if penalty:
+        for (w, _), a, b in zip(net.layer_names, net.l1, net.l2, strict=True):
+            l1[w], l2[w] = a * scale, 2 * b * scale
+    split: list[tuple[Job, int, int]] = []
+    whole: list[tuple[Job, int, int]] = []
+    for k, P in net.params.items():
+        pen = (ws.scratch[k], l1[k], l2[k]) if l1[k] or l2[k] else None
+        job = _job(rule, P, ws.grads[k], [optimizer.state[f"{s}/{k}"] for s in prefixes], consts, pen)
+        work = P.size * (PASSES[name] + (PASSES["l1"] if l1[k] else 0) + (PASSES["l2"] if l2[k] else 0))
+        rows = P.shape[0]
+        (split if ws.threads > 1 and rows > 1 and work >= SPLIT_WORK else whole).append((job, 0, rows))
+    if not split:
+        _run_jobs(whole)
+        return
+    threaded = ws.choose_split()
+    tic = time.perf_counter()
+    if threaded:
+        _run_split(ws, split, whole)
+    else:
+        _run_jobs(split + whole)
+    ws.record_split(threaded, time.perf_counter() - tic)
+
+
+def _run_split(ws: Workspace, split: list[tuple[Job, int, int]], whole: list[tuple[Job, int, int]]) -> None:
+    claims = _Claims([block for job, _, rows in split for block in _blocks(job, rows, BLOCKS)])
+    done = ws.helper().submit(claims.run)
+    try:
+        _run_jobs(whole)
+        claims.run()
+    finally:
+        # NOTE: a helper that has not started yet (its core busy elsewhere) is cancelled, and
+        # this thread has done its blocks; one that has, is waited for, even when this thread
+        # failed: no pass may outlive the step.
+        if not done.cancel():
+            done.result()
+
+
+def _run_jobs(jobs: list[tuple[Job, int, int]]) -> None:
+    for job, lo, hi in jobs:
+        job(lo, hi)
+
+
+def _blocks(job: Job, rows: int, n: int) -> list[tuple[Job, int, int]]:
+    """``job`` on ``n`` blocks of rows of (nearly) equal size."""
+    edges = [rows * i // n for i in range(n + 1)]
+    return [(job, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+
+
+class _Claims:
+    """Row blocks that two threads take one at a time, until none is left."""
+
+    def __init__(self, blocks: list[tuple[Job, int, int]]) -> None:
+        self.blocks = blocks
+        self.claim = itertools.count().__next__  # NOTE: atomic under the GIL: no block runs twice
+
+    def run(self) -> None:
+        while (i := self.claim()) < len(self.blocks):
+            job, lo, hi = self.blocks[i]
+            job(lo, hi)
 
 
 def scaled_step(optimizer: Optimizer, params: Arrays, scaled_grads: Arrays, lr: float) -> None:
     """``optimizer.step(params, grads, lr)`` in place, given ``gradient_scale(optimizer, lr) * grads``.
 
-    ``scaled_grads`` are scratch: they are overwritten.
+    ``scaled_grads`` are scratch: they are overwritten. One thread; the training loop's
+    :func:`update_into` runs the same rules, with the penalty, in row blocks.
     """
-    _STEPS[type(optimizer)](optimizer, params, scaled_grads, lr)
+    rule, _, prefixes, consts = _rule(optimizer, lr)
+    for k, P in params.items():
+        rule(P, scaled_grads[k], *(optimizer.state[f"{s}/{k}"] for s in prefixes), *consts)
 
 
 def train_step(net: MLP, ws: Workspace, optimizer: Optimizer, X: Array, y: Labels, lr: float,
@@ -327,7 +497,13 @@ def train_step(net: MLP, ws: Workspace, optimizer: Optimizer, X: Array, y: Label
 
     The course's ``grads = net.gradients(X, y, sample_weight=weights); optimizer.step(net.params, grads, lr)``;
     ``tally`` counts the minibatch's losses and errors at the parameters before the step.
+    The matrix backprop leaves the penalty to :func:`update_into`, which adds it to each
+    weight matrix's gradient in the same pass over its rows as the update.
     """
     scale = gradient_scale(optimizer, lr)
-    scaled_step(optimizer, net.params, GRADIENTS[backprop](net, ws, X, y, scale, weights, tally), lr)
-
+    if backprop == "matrix":
+        backprop_into(net, ws, X, y, scale, weights, tally)
+        update_into(net, ws, optimizer, lr, scale)
+    else:
+        GRADIENTS[backprop](net, ws, X, y, scale, weights, tally)
+        update_into(net, ws, optimizer, lr, scale, penalty=False)
