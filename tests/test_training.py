@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import tracemalloc
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +27,21 @@ def splits(dtype=np.float64) -> dict:
     X, y = rings(600, 0, dtype)
     return {"train": (X[:360], y[:360]), "valid": (X[360:480], y[360:480]), "test": (X[480:], y[480:])}
 
+
+
+@contextlib.contextmanager
+def stop_in_epoch_2_after_5_minibatches(trainer: Trainer) -> Iterator[None]:
+    """Wrap the training step so that the trainer is asked to stop after the fifth minibatch of epoch 2."""
+    from npmlp import kernels, training
+
+    def stopping_step(*args: Any, **kwargs: Any) -> None:
+        kernels.train_step(*args, **kwargs)
+        if trainer.state.epoch == 1 and trainer.state.batch == 4:
+            trainer.stop_requested = True
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "train_step", stopping_step)
+        yield
 
 def test_learns_the_rings() -> None:
     result = train(splits(), TrainConfig(hidden=[10], batch_size=10, epochs=60, lr=0.1, seed=1))
@@ -131,15 +149,7 @@ def test_interrupt_then_continue_matches_an_uninterrupted_run() -> None:
         calls["n"] += 1
 
     # Stop after 5 minibatches of epoch 2 by flipping the flag from a wrapped training step.
-    from npmlp import kernels, training
-
-    def counting_step(*args, **kwargs):
-        kernels.train_step(*args, **kwargs)
-        if trainer.state.epoch == 1 and trainer.state.batch == 4:
-            trainer.stop_requested = True
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "train_step", counting_step)
+    with stop_in_epoch_2_after_5_minibatches(trainer):
         first = train(splits(), config, trainer=trainer, on_epoch=stop_in_epoch_two)
     assert first.stopped_because == "interrupted" and trainer.state.batch == 5
     assert_net_is_final(first)  # the result holds epoch 1's parameters; the trainer goes on mid-epoch
@@ -277,15 +287,7 @@ def test_running_metrics_resume_mid_epoch_from_saved_state() -> None:
     weights = {"train": (np.arange(360) % 3).astype(float)}
     full = train(splits(), config, weights=weights)
     trainer = Trainer.new(config, 2, 2)
-    from npmlp import kernels, training
-
-    def stopping_step(*args, **kwargs):
-        kernels.train_step(*args, **kwargs)
-        if trainer.state.epoch == 1 and trainer.state.batch == 4:
-            trainer.stop_requested = True
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "train_step", stopping_step)
+    with stop_in_epoch_2_after_5_minibatches(trainer):
         assert train(splits(), config, trainer=trainer, weights=weights).stopped_because == "interrupted"
     arrays, meta = trainer.state_dict()
     meta = json.loads(json.dumps(meta))

@@ -195,10 +195,7 @@ def read_run_history(path: PathLike) -> list[dict[str, Any]] | None:
         raw = f.read(MAX_JSON_BYTES + 1)
     if len(raw) > MAX_JSON_BYTES:
         raise ModelFileError(f"{file} is larger than {MAX_JSON_BYTES} bytes: it is not an npmlp file.")
-    try:
-        rows = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{file} is not valid JSON: {exc}.") from exc
+    rows = _json_value(raw, file)
     if not isinstance(rows, list):
         raise ModelFileError(f"{file} must hold a JSON list of epochs. Got {type(rows).__name__} instead.")
     for i, row in enumerate(rows):
@@ -210,12 +207,17 @@ def read_run_history(path: PathLike) -> list[dict[str, Any]] | None:
     return rows
 
 
-def _parse_json(raw: bytes, path: Path | str) -> dict[str, Any]:
-    """The JSON object in the bytes ``raw`` read from ``path``, finite numbers only."""
+def _json_value(raw: bytes, path: Path | str) -> Any:
+    """The JSON document in the bytes ``raw`` read from ``path``, finite numbers only."""
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
+        return json.loads(raw.decode("utf-8"), parse_float=_finite_float, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path} is not valid JSON: {exc}.") from exc
+
+
+def _parse_json(raw: bytes, path: Path | str) -> dict[str, Any]:
+    """The JSON object in the bytes ``raw`` read from ``path``, finite numbers only."""
+    doc = _json_value(raw, path)
     if not isinstance(doc, dict):
         raise ModelFileError(f"{path} must hold a JSON object. Got {type(doc).__name__} instead.")
     return doc
