@@ -340,3 +340,30 @@ def test_the_torch_peer_takes_npmlp_s_step(rng: np.random.Generator) -> None:
             kernels.train_step(net, ws, opt, X, y, lr)
         for k, v in bench_impls.torch_params(model).items():
             np.testing.assert_allclose(v.detach().numpy(), net.params[k], rtol=1e-10, atol=1e-10, err_msg=k)
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_time_to_accuracy_reports_the_first_epoch_at_each_error() -> None:
+    tta = load_script("time_to_accuracy")
+    got = tta.times_to([0.3, 0.15, 0.12, 0.13, 0.1], [1.0, 2.0, 3.0, 4.0, 5.0], [0.2, 0.13, 0.105, 0.05])
+    assert got == {0.2: 3.0, 0.13: 6.0, 0.105: 15.0, 0.05: None}
+    assert tta.median_or_none([3.0, None, 1.0]) == 3.0 and tta.median_or_none([None, None, 1.0]) is None
+
+
+def test_time_to_accuracy_runs_the_recipe_on_tiny_data(rng: np.random.Generator) -> None:
+    from types import SimpleNamespace
+
+    tta = load_script("time_to_accuracy")
+    X, y = rng.random((300, 8)).astype(np.float32), rng.integers(0, 3, 300)
+    data = SimpleNamespace(X_train=X[:200], y_train=y[:200], X_test=X[200:], y_test=y[200:], n_classes=3)
+    impls = ["npmlp", "torch"] if importlib.util.find_spec("torch") else ["npmlp"]
+    doc = tta.run(data, [0], 2, 0.0, impls)
+    assert doc["recipe"]["epochs"] == 2 and all(len(doc["curves"][k][0]["test_error"]) == 2 for k in impls)
+    assert list(doc["median_seconds_to"]["npmlp"]) == [f"{t:.3f}" for t in tta.THRESHOLDS]
+    assert "npmlp" in tta.format_table(doc)

@@ -108,7 +108,7 @@ class Workspace:
         self._seconds[threaded] = seconds if old is None else old + SPLIT_MEMORY * (seconds - old)
 
     def helper(self) -> ThreadPoolExecutor:
-        """The thread that runs the second half of a split update, started on first use."""
+        """The thread that shares a split update's row blocks, started on first use."""
         if self._helper is None:
             self._helper = ThreadPoolExecutor(1, thread_name_prefix="npmlp-update")
         return self._helper
@@ -369,8 +369,8 @@ def _penalty(W: Array, G: Array, S: Array, a: float, b: float) -> None:
 #: A rule's elementwise passes over a parameter (its cost in :data:`SPLIT_WORK`'s units).
 PASSES = {"sgd": 1, "momentum": 3, "nesterov": 5, "adam": 12, "l1": 3, "l2": 2}
 #: Split a parameter's update across two threads when its size times its passes reaches
-#: this: each half runs on its own core while BLAS is idle between minibatches (NumPy
-#: releases the GIL inside ufuncs). Handing half to the other thread costs about 20 us.
+#: this: its rows run on both cores while BLAS is idle between minibatches (NumPy releases
+#: the GIL inside ufuncs). Handing work to the other thread costs about 20 us.
 SPLIT_WORK = 1 << 20
 #: ... in this many blocks of rows, which both threads take in turn: when the helper thread
 #: gets no core (a busy machine), the calling thread does them all instead of waiting.
