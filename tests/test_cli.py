@@ -104,3 +104,14 @@ def test_json_is_strict_and_lists_non_finite_numbers(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Report, "to_dict", lambda self: {"ok": 0.5})
     assert main(["gradcheck", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"ok": 0.5}  # no "non_finite" key when all are finite
+
+
+@pytest.mark.parametrize("activation", ["rect", "tanh", "sigmoid", "softplus"])
+def test_gradcheck_with_dropout_passes_and_says_the_masks_are_fixed(activation: str, capsys) -> None:
+    argv = ["gradcheck", "--dropout", "0.3", "--hidden", "8,8", "--activation", activation]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "dropout masks fixed (rates 0, 0.3, 0.3, from the input on)" in out and out.rstrip().endswith("PASSED")
+    assert main([*argv, "--input-dropout", "0.2", "--batch-size", "5", "--inputs", "4", "--classes", "3"]) == 0
+    assert main(["gradcheck", "--dropout", "0.3,0.2,0.1", "--hidden", "8,8"]) == 2
+    assert "dropout needs one rate or one per hidden layer (2). Got 3" in capsys.readouterr().err

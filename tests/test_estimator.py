@@ -49,12 +49,13 @@ def test_defaults_follow_scikit_learn_and_learn_an_easy_problem() -> None:
     assert clf.n_iter_ < 400 and clf.stopped_because_ == "converged"
 
 
-def test_fit_is_train_with_the_same_seed() -> None:
+@pytest.mark.parametrize("dropout", [{}, {"dropout": (0.3, 0.1), "input_dropout": 0.2}])
+def test_fit_is_train_with_the_same_seed(dropout: dict) -> None:
     X, y = blobs(90)
     clf = MLPClassifier(hidden=(8, 5), activation="tanh", l2=1e-3, optimizer="momentum", lr=0.05, batch_size=7,
-                        epochs=4, random_state=3).fit(X, y)
+                        epochs=4, random_state=3, **dropout).fit(X, y)
     config = TrainConfig(hidden=[8, 5], activation="tanh", l2=1e-3, optimizer="momentum", lr=0.05, batch_size=7,
-                         epochs=4, seed=3, train_metrics="running")
+                         epochs=4, seed=3, train_metrics="running", **dropout)
     result = train({"train": (X, y)}, config)
     for name, P in result.net.params.items():
         np.testing.assert_array_equal(clf.net_.params[name], P)

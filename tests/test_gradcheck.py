@@ -154,3 +154,19 @@ def test_unweighted_gradients_fail_the_weighted_check() -> None:
     assert check_gradients(net, X, y, sample_weight=w).passed
     forgot_weights = check_gradients(net, X, y, sample_weight=w, gradient_fn=lambda n, a, b: n.gradients(a, b))
     assert not forgot_weights.passed
+
+
+@pytest.mark.parametrize("act", ["rect", "tanh", "sigmoid", "softplus"])
+@pytest.mark.parametrize("hidden", [(8,), (8, 8), (6, 5, 4)])
+def test_passes_with_dropout_masks_fixed(act: str, hidden: tuple[int, ...]) -> None:
+    from npmlp.network import dropout_masks, dropout_rates
+
+    rng = np.random.default_rng(4)
+    net = MLP.initialize((3, *hidden, 2), rng=rng, activation=act, l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((6, 3)), rng.integers(0, 2, 6)
+    masks = dropout_masks(dropout_rates(0.2, 0.3, len(hidden)), net.sizes, 6, rng)
+    report = check_gradients(net, X, y, masks=masks, inputs=True)
+    assert report.passed and report.max_rel_error < 1e-6, report.format_text()
+    # the same check, blind to the masks, finds the gradient of the masked objective wrong
+    blind = check_gradients(net, X, y, masks=masks, gradient_fn=lambda n, a, b: n.gradients(a, b))
+    assert not blind.passed

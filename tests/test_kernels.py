@@ -198,3 +198,57 @@ def test_the_split_is_chosen_by_its_recent_times_and_the_other_way_probed() -> N
         ws.record_split(True, 0.5)
     ways = [ws.choose_split() for _ in range(2 * K.SPLIT_PROBE)]
     assert ways.count(False) == 2
+
+
+# -- dropout: the fast path draws the course's masks and follows the course's gradients --
+DROPOUT_RATES = {(6,): (0.2, 0.5), (5, 4): (0.0, 0.3, 0.6), (5, 4, 3): (0.1, 0.0, 0.4, 0.2), (70,): (0.3, 0.5)}
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("hidden", DEPTHS)
+def test_fast_gradients_with_dropout_equal_the_course_gradients(act: str, hidden: tuple[int, ...]) -> None:
+    from npmlp.network import dropout_masks
+
+    rng = np.random.default_rng(9)
+    rates = DROPOUT_RATES[hidden]
+    net = MLP.initialize((4, *hidden, 3), rng=rng, activation=act, l1=1e-3, l2=1e-3)
+    ws = K.Workspace(net, batch_size=16, rates=rates)
+    for n, scale, seed in ((16, 1.0, 1), (7, 0.03, 2)):
+        X, y = rng.standard_normal((n, 4)), rng.integers(0, 3, n)
+        masks = K.masks_into(ws, np.random.default_rng(seed), n)
+        course = dropout_masks(rates, net.sizes, n, np.random.default_rng(seed))
+        for got, want in zip(masks, course, strict=True):
+            assert (got is None and want is None) or np.array_equal(got, want)
+        want = {k: scale * g for k, g in net.gradients(X, y, masks=course).items()}
+        assert_close(K.matrix_gradients(net, ws, X, y, scale, masks=masks), want, rtol=1e-12)
+        assert_close(K.loop_gradients(net, ws, X, y, scale, masks=course), want, rtol=1e-12)
+
+
+def test_fast_dropout_in_float32() -> None:
+    from npmlp.network import dropout_masks
+
+    rng = np.random.default_rng(10)
+    net = MLP.initialize((6, 70, 5, 3), rng=rng, activation="rect", l2=1e-3, dtype="float32")
+    X, y = rng.standard_normal((10, 6)).astype(np.float32), rng.integers(0, 3, 10)
+    ws = K.Workspace(net, 10, rates=(0.2, 0.5, 0.3))
+    masks = K.masks_into(ws, np.random.default_rng(0), 10)
+    course = dropout_masks((0.2, 0.5, 0.3), net.sizes, 10, np.random.default_rng(0), np.float32)
+    assert all(M.dtype == np.float32 and np.array_equal(M, C) for M, C in zip(masks, course, strict=True))
+    assert_close(K.matrix_gradients(net, ws, X, y, 1.0, masks=masks), net.gradients(X, y, masks=course), rtol=2e-5)
+
+
+@pytest.mark.parametrize("backprop", ["matrix", "loop"])
+def test_a_training_step_with_dropout_is_the_course_step(backprop: str) -> None:
+    from npmlp.network import dropout_masks
+
+    rng = np.random.default_rng(11)
+    net = MLP.initialize((4, 8, 3), rng=rng, l2=1e-3)
+    twin = MLP({k: v.copy() for k, v in net.params.items()}, activation="rect", l2=1e-3)
+    X, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    opt, opt_twin = make_optimizer("adam", net.params), make_optimizer("adam", twin.params)
+    ws = K.Workspace(net, 10, rates=(0.2, 0.5))
+    for step in range(3):
+        K.train_step(net, ws, opt, X, y, 0.01, backprop, masks_rng=np.random.default_rng(step))
+        masks = dropout_masks((0.2, 0.5), twin.sizes, 10, np.random.default_rng(step))
+        opt_twin.step(twin.params, twin.gradients(X, y, masks=masks), 0.01)
+    assert_close(net.params, twin.params, rtol=1e-12)

@@ -177,3 +177,59 @@ def test_equal_weights_are_no_weights_and_bad_weights_name_the_problem(rng) -> N
                        (np.array(list("abcdef")), "real numbers")):
         with pytest.raises(ValueError, match=match):
             net.gradients(X, y, sample_weight=bad)
+
+
+# -- dropout ---------------------------------------------------------------------------
+def test_dropout_masks_keep_each_unit_with_probability_one_minus_p() -> None:
+    from npmlp.network import dropout_masks
+
+    masks = dropout_masks((0.2, 0.5, 0.0), (30, 40, 6, 3), 2000, np.random.default_rng(0))
+    assert masks[2] is None and [M.shape for M in masks[:2]] == [(2000, 30), (2000, 40)]
+    for M, p in zip(masks[:2], (0.2, 0.5), strict=True):
+        assert set(np.unique(M)) == {0.0, 1 / (1 - p)}
+        assert abs(np.mean(M == 0) - p) < 0.01 and abs(M.mean() - 1) < 0.02  # E[m] = 1: nothing to undo at prediction
+    again = dropout_masks((0.2, 0.5, 0.0), (30, 40, 6, 3), 2000, np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip(masks[:2], again[:2], strict=True))
+
+
+def test_dropout_worked_by_hand() -> None:
+    net = tiny_net()
+    X = np.array([[1.0, 0.5]])  # Ha = [0.5, 1.5], Hs = [0.5, 1.5]
+    # the inputs kept (x 1), hidden unit 1 kept and scaled by 1 / (1 - 0.5) = 2, unit 2 dropped
+    masks = [np.ones((1, 2)), np.array([[2.0, 0.0]])]
+    # Hs * m = [1.0, 0.0]; Oa = W2 @ [1, 0] + b2 = [1.0, -1.0 + 0.5]
+    np.testing.assert_allclose(net.forward(X, masks).logits, [[1.0, -0.5]])
+    g = net.gradients(X, [0], masks=masks)
+    # a dropped unit's weights get only their penalty's gradient: the L1 term 0.1 * sign(W1) in,
+    # the L2 term 2 * 0.2 * W2 out; its bias nothing
+    assert g["W1"][1].tolist() == [0.1, 0.1] and g["b1"][1] == 0.0
+    assert g["W2"][:, 1].tolist() == [0.0, 0.4]
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("hidden", [(6,), (5, 4), (5, 4, 3)])
+def test_loop_and_matrix_backprop_agree_with_dropout(act: str, hidden: tuple[int, ...]) -> None:
+    from npmlp.network import dropout_masks, dropout_rates
+
+    rng = np.random.default_rng(8)
+    net = MLP.initialize((4, *hidden, 3), rng=rng, activation=act, l1=1e-3, l2=1e-3)
+    X, y = rng.standard_normal((13, 4)), rng.integers(0, 3, 13)
+    masks = dropout_masks(dropout_rates(0.25, 0.5, len(hidden)), net.sizes, 13, rng)
+    gm = net.gradients(X, y, backprop="matrix", masks=masks)
+    gl = net.gradients(X, y, backprop="loop", masks=masks)
+    assert any(not np.array_equal(gm[k], g) for k, g in net.gradients(X, y).items())  # the masks matter
+    for k in gm:
+        np.testing.assert_allclose(gl[k], gm[k], rtol=1e-12, atol=1e-12 * np.abs(gm[k]).max(), err_msg=k)
+
+
+def test_bad_dropout_names_the_problem(rng) -> None:
+    from npmlp.network import dropout_rates
+
+    with pytest.raises(ValueError, match=r"dropout needs one rate or one per hidden layer \(2\). Got 3 instead"):
+        dropout_rates(0.0, [0.1, 0.2, 0.3], 2)
+    with pytest.raises(ValueError, match=r"dropout rates must lie in \[0, 1\). Got \(0.0, 1.0\)"):
+        dropout_rates(0.0, 1.0, 1)
+    net = MLP.initialize((2, 3, 2), rng=rng)
+    with pytest.raises(ValueError, match=r"masks must be one array or None per weight matrix, of shapes "
+                                         r"\[\(4, 2\), \(4, 3\)\]. Got \[None, \(4, 2\)\]"):
+        net.gradients(np.zeros((4, 2)), [0, 1, 0, 1], masks=[None, np.ones((4, 2))])

@@ -220,7 +220,8 @@ def test_run_report_shows_only_the_settings_that_apply(circles_run) -> None:
     page = circles_run[3]
     settings = page.split('id="settings"')[1].split("</section>")[0]
     assert "<td>--momentum</td>" in settings and "<td>--lr</td>" in settings and "<td>--hidden</td>" in settings
-    for unused in ("--lr-decay", "--lr-step", "--lr-gamma", "--tol", "--early-stopping", "--backprop"):
+    for unused in ("--lr-decay", "--lr-step", "--lr-gamma", "--tol", "--early-stopping", "--backprop", "--dropout",
+                   "--input-dropout"):
         assert f"<td>{unused}</td>" not in settings
     assert "null" not in page and "None" not in page
 
@@ -254,3 +255,12 @@ def test_run_report_folds_the_history(circles_run) -> None:
     page = circles_run[3]
     history = page.split('id="history"')[1]
     assert history.index("<details>") < history.index("<summary>4 epochs") < history.index("<table>")
+
+
+def test_the_settings_line_names_dropout_only_when_on() -> None:
+    from npmlp.report import settings_line
+    from npmlp.training import TrainConfig
+
+    assert "dropout" not in settings_line(TrainConfig(hidden=[8, 4]))
+    line = settings_line(TrainConfig(hidden=[8, 4], dropout=[0.5, 0.2], input_dropout=0.1))
+    assert "input_dropout=0.1, dropout=0.5,0.2, float64" in line

@@ -108,7 +108,8 @@ def test_wrong_dimensionality_for_a_model(tmp_path: Path, capsys) -> None:
 
 # -- real processes: SIGKILL and SIGINT, then --resume ----------------------------------
 SLOW = ["--dataset", "circles", "--n-samples", "4000", "--batch-size", "2", "--epochs", "12", "--lr", "0.01",
-        "--optimizer", "adam", "--hidden", "16", "--seed", "4", "--no-pictures", "--quiet"]
+        "--optimizer", "adam", "--hidden", "16", "--seed", "4", "--no-pictures", "--quiet",
+        "--dropout", "0.1", "--input-dropout", "0.1"]  # the masks must resume bit for bit too
 
 
 def npmlp(*argv: str, **kw) -> subprocess.Popen:

@@ -335,3 +335,17 @@ def test_a_missing_joblib_is_one_line_naming_the_smallest_extra(monkeypatch, tmp
     code = main(["sweep", "--example", "circles", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err == "npmlp sweep: error: sweeps need joblib: pip install 'npmlp[sweep]'\n"
+
+
+def test_fashion_best_args_are_one_of_the_best_sweeps_trials_trained_longer() -> None:
+    from npmlp.training import TrainConfig
+
+    examples = Path(__file__).parents[1] / "examples"
+    text = (examples / "fashion-best.args").read_text()
+    assert text.count("\n") == 1 and "--dataset" not in text and "--out" not in text
+    args = build_parser().parse_args(["train", "--dataset", "fashion-mnist", *shlex.split(text)])
+    chosen = TrainConfig(**{name: getattr(args, name) for name in declared(TrainConfig)}).to_dict()
+    plan = plan_trials(load_spec(examples / "sweep-fashion-best.toml"))
+    trials = [TrainConfig.from_dict(t["config"]).to_dict() for t in plan]
+    same = [t for t in trials if {**t, "epochs": chosen["epochs"]} == chosen]
+    assert len(same) == 1 and chosen["epochs"] > same[0]["epochs"] and chosen["dtype"] == "float32"

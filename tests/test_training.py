@@ -314,3 +314,68 @@ def test_a_weighted_running_epoch_allocates_no_full_size_temporary(backprop: str
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 100_000, peak
+
+
+# -- dropout -------------------------------------------------------------------------
+DROPOUT = dict(hidden=[8, 6], dropout=[0.3, 0.1], input_dropout=0.2, batch_size=16, epochs=3, lr=0.01,
+               optimizer="adam", l2=1e-3, seed=4)
+
+
+def test_dropout_is_seeded_by_the_run_and_changes_the_trajectory() -> None:
+    a, b = train(splits(), TrainConfig(**DROPOUT)), train(splits(), TrainConfig(**DROPOUT))
+    plain = train(splits(), TrainConfig(**{**DROPOUT, "dropout": 0.0, "input_dropout": 0.0}))
+    other = train(splits(), TrainConfig(**{**DROPOUT, "seed": 5}))
+    for k in a.net.params:
+        np.testing.assert_array_equal(a.net.params[k], b.net.params[k])
+    assert not np.array_equal(a.net.params["W1"], plain.net.params["W1"])
+    assert not np.array_equal(a.net.params["W2"], other.net.params["W2"])
+
+
+def test_loop_and_matrix_give_the_same_trajectory_with_dropout() -> None:
+    m = train(splits(), TrainConfig(backprop="matrix", **DROPOUT))
+    lo = train(splits(), TrainConfig(backprop="loop", **DROPOUT))
+    for k in m.net.params:
+        np.testing.assert_allclose(lo.net.params[k], m.net.params[k], rtol=1e-9, atol=1e-12)
+
+
+def test_an_interrupted_run_with_dropout_resumes_with_the_same_masks() -> None:
+    config = TrainConfig(**DROPOUT)
+    full = train(splits(), config)
+    rng = np.random.default_rng(config.seed)
+    trainer = Trainer(config.build(2, 2, rng), config, rng)
+    from npmlp import kernels, training
+
+    def stopping_step(*args, **kwargs):
+        kernels.train_step(*args, **kwargs)
+        trainer.stop_requested = trainer.state.epoch == 1 and trainer.state.batch == 6
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(training, "train_step", stopping_step)
+        assert train(splits(), config, trainer=trainer).stopped_because == "interrupted"
+    trainer.stop_requested = False
+    rest = train(splits(), config, trainer=trainer)
+    for k in full.net.params:
+        np.testing.assert_array_equal(rest.net.params[k], full.net.params[k])
+
+
+def test_an_epoch_with_dropout_allocates_no_full_size_temporary() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((1000, 300)), rng.integers(0, 10, 1000)
+    config = TrainConfig(hidden=[256], batch_size=100, epochs=1, optimizer="adam", dropout=0.5, input_dropout=0.2)
+    trainer = Trainer(config.build(300, 10, rng), config, rng)
+    trainer.run_epoch(X, y)
+    tracemalloc.start()
+    trainer.run_epoch(X, y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100_000, peak  # the masks (100 x 300 and 100 x 256: 205-240 kB) live in the workspace
+
+
+def test_bad_dropout_settings_are_named() -> None:
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\), or a list of them \(one per hidden "
+                                         r"layer\). Got 1.0 instead"):
+        TrainConfig(dropout=1.0)
+    with pytest.raises(ValueError, match=r"dropout needs one rate or one per hidden layer \(1\). Got 2 instead"):
+        TrainConfig(hidden=[10], dropout=[0.1, 0.2])
+    with pytest.raises(ValueError, match=r"input_dropout must be a number in \[0, 1\). Got -0.1 instead"):
+        TrainConfig(input_dropout=-0.1)

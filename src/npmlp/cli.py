@@ -21,7 +21,7 @@ from ._version import __version__
 from .dtypes import DTYPES
 from .errors import DivergenceError, NpmlpError
 from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
-from .network import MLP
+from .network import MLP, dropout_masks, dropout_rates
 from .runs import DataSpec, run_data
 from .settings import Choice, Flag, Rule, declared
 from .sweep import EXAMPLES
@@ -165,7 +165,7 @@ def _add_gradcheck(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                        description="Finite-difference gradient check on random data (the assignment's part 3, "
                                    "Q2 and Q4).")
     _common(p)
-    _setting_flags(p, TrainConfig, NETWORK_SETTINGS, defaults={"hidden": (2,)})
+    _setting_flags(p, TrainConfig, (*NETWORK_SETTINGS, "dropout", "input_dropout"), defaults={"hidden": (2,)})
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="K", help="examples in the check (default 1)")
     p.add_argument("--inputs", type=positive_int, default=2, metavar="d", help="input dimension (default 2)")
     p.add_argument("--classes", type=positive_int, default=2, metavar="m", help="number of classes (default 2)")
@@ -200,8 +200,13 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     X = rng.standard_normal((args.batch_size, args.inputs)).astype(net.dtype)
     y = rng.integers(0, args.classes, size=args.batch_size)
     w = rng.choice([0.0, 0.5, 1.0, 2.0, 3.0], size=args.batch_size) if args.weighted else None
+    rates = dropout_rates(args.input_dropout, args.dropout, len(args.hidden))
+    masks = dropout_masks(rates, sizes, args.batch_size, rng, net.dtype) if any(rates) else None
     report = check_gradients(net, X, y, method=args.method, step=args.step, tol=args.tol,
-                             max_entries=args.max_entries, rng=rng, sample_weight=w)
+                             max_entries=args.max_entries, rng=rng, sample_weight=w, masks=masks)
+    if masks is not None:
+        report.notes.append(f"dropout masks fixed (rates {', '.join(f'{p:g}' for p in rates)}, from the input on): "
+                            f"the objective they define is checked")
     emit(args, report.to_dict(), report.format_text())
     return 0 if report.passed else 1
 

@@ -6,6 +6,8 @@ with the analytic gradient ``a_j`` by the ratio ``a_j / e_j`` (as the assignment
 and the relative error ``|a_j - e_j| / max(|a_j|, |e_j|, tiny)``. ``R`` is the full
 objective, penalty included, so the penalty's gradient is checked too; with per-row weights
 (``sample_weight``) the weighted one, so the weights' part in the gradient is checked as well.
+With dropout, the check fixes the masks (``masks``) and checks the objective they define:
+the very function whose gradient a training step follows.
 
 Three estimates (``method``), with ``h`` the step:
 
@@ -38,7 +40,7 @@ from numpy.typing import NDArray
 
 from . import functions as F
 from .dtypes import Array, Labels
-from .network import MLP, check_weights, nll
+from .network import MLP, Masks, check_weights, nll
 
 GradientFn = Callable[[MLP, Array, Labels], dict[str, Array]]
 
@@ -216,9 +218,11 @@ def _copy(net: MLP) -> MLP:
     return MLP({k: v.copy() for k, v in net.params.items()}, activation=net.activation, l1=net.l1, l2=net.l2)
 
 
-def _evaluate(net: MLP, X: Array, y: Labels, w: Array | None, kinked: bool) -> tuple[np.floating, list[Array]]:
-    """The objective (weighted by ``w``) and, for a kinked activation, the signs of every pre-activation."""
-    fw = net.forward(X)
+def _evaluate(net: MLP, X: Array, y: Labels, w: Array | None, masks: Masks | None,
+              kinked: bool) -> tuple[np.floating, list[Array]]:
+    """The objective (weighted by ``w``, given the dropout ``masks``) and, for a kinked activation, the signs of
+    every pre-activation."""
+    fw = net.forward(X, masks)
     value = nll(fw.logits, y, w) + net.penalty()
     return value, [np.sign(A) for A in fw.pre] if kinked else []
 
@@ -231,7 +235,8 @@ def _crosses_a_kink(signs: list[list[Array]]) -> bool:
 
 
 def _estimate_entry(
-    net: MLP, X: Array, y: Labels, w: Array | None, flat: Array, j: int, h: float, stencil: Stencil, l1: float
+    net: MLP, X: Array, y: Labels, w: Array | None, masks: Masks | None, flat: Array, j: int, h: float,
+    stencil: Stencil, l1: float
 ) -> float | None:
     """The finite-difference estimate for entry ``j`` of ``flat`` (a view into ``net`` or ``X``), or None at a kink."""
     old = flat[j]
@@ -239,7 +244,7 @@ def _estimate_entry(
     values, signs = {}, []
     for k in sorted({k for _, a, b in stencil.terms for k in (a, b)}):
         flat[j] = old + k * h
-        values[k], s = _evaluate(net, X, y, w, kinked)
+        values[k], s = _evaluate(net, X, y, w, masks, kinked)
         signs.append(s)
     flat[j] = old
     lo, hi = old + min(values) * h, old + max(values) * h
@@ -251,12 +256,12 @@ def _estimate_entry(
 
 
 def _check_array(
-    name: str, target: Array, analytic: Array, net: MLP, X: Array, y: Labels, w: Array | None, *, h: float,
-    stencil: Stencil, l1: float, index: NDArray[np.intp]
+    name: str, target: Array, analytic: Array, net: MLP, X: Array, y: Labels, w: Array | None,
+    masks: Masks | None, *, h: float, stencil: Stencil, l1: float, index: NDArray[np.intp]
 ) -> ParamCheck:
     """Estimate the entries ``index`` of ``target`` (a parameter of ``net``, or ``X`` itself) and compare."""
     flat = target.reshape(-1)  # a view: writing it perturbs the array
-    estimates = {int(j): _estimate_entry(net, X, y, w, flat, int(j), h, stencil, l1) for j in index}
+    estimates = {int(j): _estimate_entry(net, X, y, w, masks, flat, int(j), h, stencil, l1) for j in index}
     keep = np.array([j for j, e in estimates.items() if e is not None], dtype=np.intp)
     return ParamCheck(name=name, shape=target.shape, index=keep,
                       analytic=np.asarray(analytic, dtype=np.float64).reshape(-1)[keep],
@@ -272,6 +277,13 @@ def _step_and_tol(stencil: Stencil, dtype: np.dtype[Any], step: float | None, to
     return h, stencil.default_tol[dtype] if tol is None else float(tol)
 
 
+def _stencil(method: str) -> Stencil:
+    """The stencil of ``method``, or a ``ValueError`` listing the methods."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}. Got {method!r} instead.")
+    return METHODS[method]
+
+
 def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> NDArray[np.intp]:
     """All flat indices, or ``max_entries`` of them drawn at random (sorted)."""
     if max_entries is None or size <= max_entries:
@@ -279,11 +291,12 @@ def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> ND
     return np.sort(rng.choice(size, size=max_entries, replace=False))
 
 
-def _analytic(net: MLP, X: Array, y: Labels, w: Array | None, gradient_fn: GradientFn | None,
+def _analytic(net: MLP, X: Array, y: Labels, w: Array | None, masks: Masks | None, gradient_fn: GradientFn | None,
               inputs: bool) -> dict[str, Array]:
-    """The gradients to check: ``gradient_fn``'s or :meth:`MLP.gradients` (weighted by ``w``), and ``x``'s."""
-    analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b, sample_weight=w)))(net, X, y)
-    return {**analytic, "x": net.grad_x(X, y, w)} if inputs else analytic
+    """The gradients to check: ``gradient_fn``'s or :meth:`MLP.gradients` (weighted by ``w``, given the dropout
+    ``masks``), and ``x``'s."""
+    analytic = (gradient_fn or (lambda n, a, b: n.gradients(a, b, sample_weight=w, masks=masks)))(net, X, y)
+    return {**analytic, "x": net.grad_x(X, y, w, masks)} if inputs else analytic
 
 
 def check_gradients(
@@ -297,7 +310,7 @@ def check_gradients(
     rng: np.random.Generator | None = None,
     gradient_fn: GradientFn | None = None,
     inputs: bool = False,
-    sample_weight: Array | None = None,
+    sample_weight: Array | None = None, masks: Masks | None = None,
 ) -> GradCheckReport:
     """Compare analytic gradients with finite differences.
 
@@ -322,25 +335,25 @@ def check_gradients(
         Also check the gradient with respect to ``X`` (:meth:`MLP.grad_x`), reported as ``x``.
     sample_weight : array of shape (n,), optional
         Per-row weights >= 0: check the weighted mean loss plus the penalty (see :func:`npmlp.network.nll`).
+    masks : sequence of array or None, optional
+        Dropout masks (:func:`npmlp.network.dropout_masks`): check the objective they define.
 
     Returns
     -------
     GradCheckReport
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}. Got {method!r} instead.")
+    stencil = _stencil(method)
     X, y_checked = net.check_input(X, y)
     assert y_checked is not None
-    stencil = METHODS[method]
     h, tol = _step_and_tol(stencil, net.dtype, step, tol)
     rng = np.random.default_rng(0) if rng is None else rng
     w = None if sample_weight is None else check_weights(sample_weight, X.shape[0], net.dtype)
-    analytic = _analytic(net, X, y_checked, w, gradient_fn, inputs)
-    copy = _widest(net) if stencil.wide else _copy(net)
+    analytic = _analytic(net, X, y_checked, w, masks, gradient_fn, inputs)
+    copy = _widest(net) if stencil.wide else _copy(net)  # the masks, 0 or 1 / (1 - p) in net's dtype, widen exactly
     Xc, wc = X.astype(copy.dtype), None if w is None else w.astype(copy.dtype)  # copies: the input check perturbs X
     targets = {**copy.params, **({"x": Xc} if inputs else {})}
     results = {
-        name: _check_array(name, A, analytic[name], copy, Xc, y_checked, wc, h=h, stencil=stencil,
+        name: _check_array(name, A, analytic[name], copy, Xc, y_checked, wc, masks, h=h, stencil=stencil,
                            l1=net.l1[int(name[1:]) - 1] if name[0] == "W" else 0.0,
                            index=_entries(A.size, max_entries, rng))
         for name, A in targets.items()

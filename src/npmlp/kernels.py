@@ -18,7 +18,9 @@ products. This module computes exactly what the course path computes, but
   logits the step computes anyway: the running training loss of an epoch, as scikit-learn
   reports it, without a second pass over the training set;
 - with each weight matrix's penalty gradient and update rule run as one job over its rows,
-  and a heavy one's rows shared with a helper thread while BLAS is idle (:func:`update_into`).
+  and a heavy one's rows shared with a helper thread while BLAS is idle (:func:`update_into`);
+- with the dropout masks drawn into reused buffers, in the order
+  :func:`npmlp.network.dropout_masks` draws them, so both paths see the same masks.
 
 Each function says which course line it replaces, and every ``NOTE`` gives the measurement
 that keeps its trick here. ``tests/test_kernels.py`` checks that this path gives the course
@@ -39,7 +41,7 @@ import numpy as np
 
 from . import functions as F
 from .dtypes import Array, Labels
-from .network import MLP, Forward
+from .network import MLP, Forward, Masks
 from .optim import Adam, Arrays, Momentum, Nesterov, Optimizer
 
 #: A last hidden layer up to this wide gets column-major logits (see Workspace).
@@ -54,10 +56,12 @@ class Workspace:
 
     ``A[l]``/``H[l]`` hold layer ``l``'s pre-activation and output, ``dH[l]`` the gradient
     with respect to ``H[l]``, ``grads`` one array per parameter, ``X``/``y`` a gathered
-    minibatch. Each array's first ``n`` rows serve a minibatch of ``n`` rows.
+    minibatch. Each array's first ``n`` rows serve a minibatch of ``n`` rows. ``rates`` are the
+    dropout rates of each weight matrix's input (:func:`npmlp.network.dropout_rates`); ``drop[l]``
+    holds the mask of input ``l`` where its rate is not 0, ``Xd`` the masked inputs.
     """
 
-    def __init__(self, net: MLP, batch_size: int) -> None:
+    def __init__(self, net: MLP, batch_size: int, rates: tuple[float, ...] | None = None) -> None:
         dt, sizes = net.dtype, net.sizes
         # NOTE: the hidden layers' (n, units) buffers are column-major (order="F"): each
         # unit's n values are contiguous, the assignment's one-example-per-column layout in
@@ -81,6 +85,12 @@ class Workspace:
         self.mask = np.empty((batch_size, widest), dt, order="F")
         self.zeros = np.zeros((batch_size, widest), dt, order="F")
         self.rect = net.activation == "rect"
+        self.sizes = sizes
+        self.rates = rates or (0.0,) * net.n_layers
+        # NOTE: flat buffers, so that the first n rows are contiguous (see masks_into): the
+        # generator only fills contiguous arrays.
+        self.drop = [np.empty(batch_size * s, dt) if p else None for s, p in zip(sizes[:-1], self.rates, strict=True)]
+        self.Xd = np.empty(batch_size * sizes[0] if self.rates[0] else 0, dt)
         #: Threads for the update's passes (:func:`update_into`): 2 where the process may use
         #: two CPUs or more, else 1; set it to 1 to keep every pass on the calling thread.
         self.threads = 2 if _usable_cpus() >= 2 else 1
@@ -121,6 +131,22 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def masks_into(ws: Workspace, rng: np.random.Generator, n: int) -> list[Array | None]:
+    """``network.dropout_masks(ws.rates, sizes, n, rng)`` drawn into the workspace's buffers, each (n, units)."""
+    masks: list[Array | None] = []
+    for layer, (p, flat, units) in enumerate(zip(ws.rates, ws.drop, ws.sizes[:-1], strict=True)):
+        if flat is None:
+            masks.append(None)
+            continue
+        # the inputs' (n, d) row by row, a hidden layer's unit by unit, (units, n), then transposed
+        M = flat[: units * n].reshape(units, n).T if layer else flat[: units * n].reshape(n, units)
+        rng.random(dtype=M.dtype, out=M.T if layer else M)
+        np.greater_equal(M, p, out=M)  # M = (U >= p) / (1 - p)
+        np.divide(M, 1 - p, out=M)
+        masks.append(M)
+    return masks
+
+
 def linear_into(H: Array, W: Array, b: Array, out: Array) -> Array:
     """``network.linear`` (``H @ W.T + b``) written into ``out`` (n, fan_out)."""
     np.matmul(H, W.T, out=out)
@@ -138,13 +164,17 @@ def activate_into(net: MLP, ws: Workspace, A: Array, out: Array) -> Array:
     return out
 
 
-def forward_into(net: MLP, ws: Workspace, X: Array) -> Forward:
-    """``MLP.forward`` with every intermediate array in the workspace's buffers."""
+def forward_into(net: MLP, ws: Workspace, X: Array, masks: Masks) -> Forward:
+    """``MLP.forward(X, masks)`` with every intermediate array in the workspace's buffers."""
     n = X.shape[0]
+    if masks[0] is not None:  # the masked inputs X * M
+        X = np.multiply(X, masks[0], out=ws.Xd[: X.size].reshape(X.shape))
     inputs, pre, H = [X], [], X
-    for i, (W, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
+    for i, (W, b, M) in enumerate(zip(net.weights[:-1], net.biases[:-1], masks[1:], strict=True)):
         A = linear_into(H, W, b, ws.A[i][:n])
         H = activate_into(net, ws, A, ws.H[i][:n])
+        if M is not None:
+            H *= M  # dropout: h_s * m
         pre.append(A)
         inputs.append(H)
     return Forward(inputs, pre, linear_into(H, net.weights[-1], net.biases[-1], ws.A[-1][:n]))
@@ -270,44 +300,51 @@ def add_penalty_into(net: MLP, grads: Arrays, scratch: Arrays, scale: float) -> 
 
 
 def backprop_into(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
-                  tally: Tally | None = None) -> Arrays:
-    """``scale * MLP.gradients(X, y, sample_weight=weights)`` without the penalty (matrix backprop) into ``ws.grads``.
+                  tally: Tally | None = None, masks: Masks | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, sample_weight=weights, masks=masks)`` without the penalty (matrix backprop)
+    into ``ws.grads``.
 
-    ``tally``: also count the minibatch's losses and errors (before the step).
+    ``tally``: also count the minibatch's losses and errors (before the step, under the masks).
     """
     n = X.shape[0]
-    fw = forward_into(net, ws, X)
+    masks = masks or [None] * net.n_layers
+    fw = forward_into(net, ws, X, masks)
     dA = nll_grad_into(fw.logits, y, ws.rows[:n], scale, weights, tally)
     for i in range(net.n_layers - 1, -1, -1):
         w, b = net.layer_names[i]
         out = (ws.dH[i - 1][:n] if i else None, ws.grads[w], ws.grads[b])
         dH = linear_backward_into(dA, fw.inputs[i], net.params[w], out, ws.ones[:n])
         if dH is not None:
+            M = masks[i]
+            if M is not None:
+                dH *= M  # back through the dropout: dh * m
             dA = activation_backward_into(net, ws, dH, fw.pre[i - 1])
     return ws.grads
 
 
 def matrix_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
-                     tally: Tally | None = None) -> Arrays:
-    """``scale * MLP.gradients(X, y, sample_weight=weights)`` (matrix backprop and penalty) into ``ws.grads``.
+                     tally: Tally | None = None, masks: Masks | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, sample_weight=weights, masks=masks)`` (matrix backprop and penalty) into
+    ``ws.grads``.
 
     ``tally``: also count the minibatch's losses and errors (before the step).
     """
-    return add_penalty_into(net, backprop_into(net, ws, X, y, scale, weights, tally), ws.scratch, scale)
+    return add_penalty_into(net, backprop_into(net, ws, X, y, scale, weights, tally, masks), ws.scratch, scale)
 
 
 def loop_gradients(net: MLP, ws: Workspace, X: Array, y: Labels, scale: float, weights: Array | None = None,
-                   tally: Tally | None = None) -> Arrays:
-    """``scale * MLP.gradients(X, y, backprop="loop", sample_weight=weights)`` into ``ws.grads``: the course's
-    loop, kept slow."""
+                   tally: Tally | None = None, masks: Masks | None = None) -> Arrays:
+    """``scale * MLP.gradients(X, y, backprop="loop", sample_weight=weights, masks=masks)`` into ``ws.grads``:
+    the course's loop, kept slow."""
     if tally is not None:
-        tally_logits(net.forward(X).logits, y, weights, tally)
-    for k, g in net.gradients(X, y, backprop="loop", sample_weight=weights).items():
+        tally_logits(net.forward(X, masks).logits, y, weights, tally)
+    for k, g in net.gradients(X, y, backprop="loop", sample_weight=weights, masks=masks).items():
         np.multiply(g, scale, out=ws.grads[k])
     return ws.grads
 
 
-GRADIENTS: dict[str, Callable[[MLP, Workspace, Array, Labels, float, Array | None, Tally | None], Arrays]] = {
+GRADIENTS: dict[str, Callable[[MLP, Workspace, Array, Labels, float, Array | None, Tally | None, Masks | None],
+                               Arrays]] = {
     "matrix": matrix_gradients,
     "loop": loop_gradients,
 }
@@ -492,18 +529,22 @@ def scaled_step(optimizer: Optimizer, params: Arrays, scaled_grads: Arrays, lr: 
 
 
 def train_step(net: MLP, ws: Workspace, optimizer: Optimizer, X: Array, y: Labels, lr: float,
-               backprop: str = "matrix", weights: Array | None = None, tally: Tally | None = None) -> None:
+               backprop: str = "matrix", weights: Array | None = None, tally: Tally | None = None,
+               masks_rng: np.random.Generator | None = None) -> None:
     """One minibatch of gradient descent on ``net``'s parameters, in place.
 
-    The course's ``grads = net.gradients(X, y, sample_weight=weights); optimizer.step(net.params, grads, lr)``;
-    ``tally`` counts the minibatch's losses and errors at the parameters before the step.
+    The course's ``masks = dropout_masks(ws.rates, net.sizes, n, masks_rng)`` (no dropout without
+    ``masks_rng``), then ``grads = net.gradients(X, y, sample_weight=weights, masks=masks);
+    optimizer.step(net.params, grads, lr)``; ``tally`` counts the minibatch's losses and errors at
+    the parameters before the step.
     The matrix backprop leaves the penalty to :func:`update_into`, which adds it to each
     weight matrix's gradient in the same pass over its rows as the update.
     """
     scale = gradient_scale(optimizer, lr)
+    masks = None if masks_rng is None else masks_into(ws, masks_rng, X.shape[0])
     if backprop == "matrix":
-        backprop_into(net, ws, X, y, scale, weights, tally)
+        backprop_into(net, ws, X, y, scale, weights, tally, masks)
         update_into(net, ws, optimizer, lr, scale)
     else:
-        GRADIENTS[backprop](net, ws, X, y, scale, weights, tally)
+        GRADIENTS[backprop](net, ws, X, y, scale, weights, tally, masks)
         update_into(net, ws, optimizer, lr, scale, penalty=False)

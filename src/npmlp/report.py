@@ -357,8 +357,10 @@ def settings_line(config: TrainConfig) -> str:
     """The settings that matter at a glance, for figure titles."""
     c = config
     pen = f"l1={show_setting(c.l1)} l2={show_setting(c.l2)}" if np.any(c.l1) or np.any(c.l2) else "no penalty"
+    drop = "".join(f", {k}={show_setting(getattr(c, k))}"
+                   for k in ("input_dropout", "dropout") if np.any(getattr(c, k)))
     return (f"hidden={','.join(map(str, c.hidden))} {c.activation}, {c.optimizer} lr={c.lr:g} ({c.lr_schedule}), "
-            f"K={c.batch_size}, {pen}, {c.dtype}")
+            f"K={c.batch_size}, {pen}{drop}, {c.dtype}")
 
 
 def run_report(out: Path, result: TrainResult, dataset: Dataset, config: TrainConfig) -> list[Path]:

@@ -152,16 +152,25 @@ class Sizes(Rule):
 
 @dataclass(frozen=True)
 class Coefficients(Rule):
-    """Penalty coefficients: one finite number >= 0, or one per weight matrix (``"1e-3,0"``)."""
+    """Penalty coefficients: one finite number >= 0, or one per weight matrix (``"1e-3,0"``).
+
+    ``below``: an exclusive upper bound (1 for dropout rates); ``per``: what the list has one value per.
+    """
+
+    below: float | None = None
+    per: str = "weight matrix"
 
     def check(self, name: str, value: Any) -> Any:
-        if _is_real(value) and math.isfinite(value) and value >= 0:
+        if self._ok(value):
             return float(value)
         ok = (isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) > 0
-              and all(_is_real(v) and math.isfinite(v) and v >= 0 for v in value))
+              and all(self._ok(v) for v in value))
         if not ok:
             raise ValueError(f"{name} must be {self.describe()}. Got {value!r} instead.")
         return [float(v) for v in value]
+
+    def _ok(self, v: Any) -> bool:
+        return _is_real(v) and math.isfinite(v) and v >= 0 and (self.below is None or v < self.below)
 
     def parse(self, text: str) -> Any:
         try:
@@ -171,7 +180,8 @@ class Coefficients(Rule):
         return values[0] if len(values) == 1 else values
 
     def describe(self) -> str:
-        return "a finite number >= 0, or a list of them (one per weight matrix)"
+        one = "a finite number >= 0" if self.below is None else f"a number in [0, {self.below:g})"
+        return f"{one}, or a list of them (one per {self.per})"
 
 
 @dataclass(frozen=True)

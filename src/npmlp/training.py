@@ -24,7 +24,7 @@ from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
 from .kernels import Tally, Workspace, train_step
 from .minibatches import Prefetcher, gather_weights, gathered, prefetch_pays
-from .network import BACKPROPS, MLP, check_weights, nll
+from .network import BACKPROPS, MLP, check_weights, dropout_rates, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
 
@@ -55,6 +55,12 @@ class TrainConfig:
                                           metavar="V", log_scale=True)
     l2: float | Sequence[float] = setting(0.0, Coefficients(), "L2 coefficient, one value or one per weight matrix",
                                           metavar="V", log_scale=True)
+    dropout: float | Sequence[float] = setting(0.0, Coefficients(below=1, per="hidden layer"),
+                                               "dropout rate of the hidden layers' outputs, one value or one per "
+                                               "hidden layer (inverted dropout: kept units scaled by 1/(1-P))",
+                                               metavar="P", applies=lambda c: bool(np.any(c.get("dropout"))))
+    input_dropout: float = setting(0.0, Real(0, 1, high_open=True), "dropout rate of the inputs", metavar="P",
+                                   applies=lambda c: bool(c.get("input_dropout")))
     dtype: str = setting("float64", Choice(DTYPES), "float precision")
     optimizer: str = setting("sgd", Choice(OPTIMIZERS), "update rule")
     lr: float = setting(0.03, Real(0, low_open=True), "learning rate eta_0", metavar="ETA", log_scale=True)
@@ -82,10 +88,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        dropout_rates(self.input_dropout, self.dropout, len(self.hidden))  # one rate, or one per hidden layer
+
+    @property
+    def dropout_rates(self) -> tuple[float, ...]:
+        """The dropout rate of each weight matrix's input: the inputs', then each hidden layer's."""
+        return dropout_rates(self.input_dropout, self.dropout, len(self.hidden))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("l1", "l2"):
+        for k in ("l1", "l2", "dropout"):
             d[k] = list(d[k]) if isinstance(d[k], (list, tuple)) else d[k]
         return d
 
@@ -249,7 +261,7 @@ class Trainer:
         self.net, self.config, self.rng = net, config, rng
         options = {"momentum": config.momentum} if config.optimizer in ("momentum", "nesterov") else {}
         self.optimizer = make_optimizer(config.optimizer, net.params, **options)
-        self.workspace = Workspace(net, config.batch_size)
+        self.workspace = Workspace(net, config.batch_size, config.dropout_rates)
         self.state = TrainState()
         self.stop_requested = False  # set by a signal handler: stop after this minibatch
         self.stop_after_epoch: str | None = None  # set by an on_epoch callback: end the run, saying why
@@ -328,7 +340,7 @@ class Trainer:
         else:  # resuming mid-epoch: redraw the very same permutation
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
-        lr, backprop = self.lr_at(st.epoch), self.config.backprop
+        lr, backprop, dropout = self.lr_at(st.epoch), self.config.backprop, any(self.config.dropout_rates)
         if self.uses_prefetch(X):
             minibatches = self.prefetcher.minibatches(X, y, order, st.batch * K)
         else:
@@ -337,12 +349,21 @@ class Trainer:
             for Xb, yb in minibatches:
                 # The inputs were validated once by train(): straight to the fast path.
                 wb = None if weights is None else gather_weights(weights, order, st.batch * K, yb.shape[0], ws.w)
-                train_step(net, ws, self.optimizer, Xb, yb, lr, backprop, wb, tally)
+                masks_rng = self.masks_rng(st.epoch, st.batch) if dropout else None
+                train_step(net, ws, self.optimizer, Xb, yb, lr, backprop, wb, tally, masks_rng)
                 st.batch += 1
                 if self.stop_requested:
                     return False
         st.batch = 0
         return True
+
+    def masks_rng(self, epoch: int, batch: int) -> np.random.Generator:
+        """The generator of the dropout masks of minibatch ``batch`` (0-based) of epoch ``epoch`` (0-based).
+
+        Seeded by the run's seed, the epoch and the minibatch alone, so a resumed run, or the
+        loop backprop, draws the very same masks as the run it repeats.
+        """
+        return np.random.default_rng([self.config.seed, epoch, batch])
 
     def uses_prefetch(self, X: Array) -> bool:
         """Whether :meth:`run_epoch` gathers ahead in a thread for training data ``X``."""
