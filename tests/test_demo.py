@@ -100,15 +100,12 @@ def test_embedded_digits_is_a_seeded_split_of_all_1797_images() -> None:
     assert again.identity == data.identity and (again.y_test == data.y_test).all()
 
 
-def test_demo_reruns_over_its_own_output_and_refuses_other_files(tmp_path: Path, monkeypatch, capsys) -> None:
-    def circles_only(name: str, **kw):
-        if name == "circles":
-            return real(name, **kw)
-        raise DataError(f"{name} not found")
+def test_demo_reruns_over_its_own_output_and_refuses_other_files(tmp_path: Path, monkeypatch, capsys,
+                                                                no_idx_data) -> None:
+    def no_digits(seed: int):
+        raise DataError("digits not found")
 
-    real = demo_module.load_dataset
-    monkeypatch.setattr(demo_module, "load_dataset", circles_only)
-    monkeypatch.setattr(demo_module, "embedded_digits", lambda seed: circles_only("digits"))
+    monkeypatch.setattr(demo_module, "embedded_digits", no_digits)
     out = tmp_path / "demo"
     for _ in range(2):  # `make demo` twice: the second replaces the first's output
         path, _ = demo_module.run_demo(out, fast=True)
