@@ -235,6 +235,22 @@ def test_early_stopping_then_divergence_saves_the_best_epoch_everywhere(tmp_path
     assert {f"{s}_error": splits[s]["error"] for s in splits} == doc["final"]
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_what_train_says_it_wrote_is_what_it_wrote(tmp_path: Path, capsys, overwrite: bool) -> None:
+    # The summary's model_written comes from the step that wrote (or kept) the model, not a second guess:
+    # a diverged early-stopping run into a new directory writes its best epoch, --overwrite or not.
+    out = tmp_path / "r"
+    extra = ["--overwrite"] if overwrite else []
+    code, doc = train_json(["--dataset", "circles", "--lr", "0.5", "--lr-schedule", "step", "--lr-step", "1",
+                            "--lr-gamma", "3", "--early-stopping", "50", "--out", str(out), "--no-pictures",
+                            *extra], capsys)
+    assert code == 1 and doc["stopped_because"] == "diverged"
+    assert doc["model_written"] is True and (out / "model.npz").is_file()
+    code, doc = train_json(["--dataset", "circles", "--lr", "100", "--epochs", "3", "--out", str(tmp_path / "n"),
+                            "--no-pictures"], capsys)
+    assert code == 1 and doc["model_written"] is False and not (tmp_path / "n" / "model.npz").exists()
+
+
 def test_no_progress_exits_1_with_a_hint(tmp_path: Path, capsys) -> None:
     # issue 12 case 9: --lr 100 ended at chance with exit 0 and no word.
     code, doc = train_json(["--dataset", "circles", "--lr", "100", "--epochs", "20", "--out", str(tmp_path / "r"),

@@ -48,10 +48,22 @@ def test_every_setting_is_an_estimator_parameter_with_its_declared_default() -> 
     assert list(inspect.signature(MLPClassifier).parameters)[0] == "hidden"
 
 
-def test_every_setting_is_a_sweep_key() -> None:
-    assert {name: default for name, (_, default) in SETTINGS.items()} == sweep.TRAIN_DEFAULTS
-    for name in SETTINGS:
-        assert sweep._setting_key(name.replace("_", "-"), "test") == name
+BAD = {Integer: 0.5, Real: math.nan, Choice: "nope", Sizes: [0], Coefficients: -1.0}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_every_setting_is_a_sweep_key_checked_by_its_rule(name: str) -> None:
+    # A sweep file takes every setting (dashes or underscores) and checks it by the declared rule
+    # when the file is read, in the base settings and in [grid] alike.
+    _, default = SETTINGS[name]
+    key = name.replace("_", "-")
+    spec = sweep.load_spec({"dataset": "circles", key: default})
+    assert name in spec.base
+    bad = BAD[type(SETTINGS[name][0].rule)]
+    with pytest.raises(ValueError, match=f"sweep file: {name} must be "):
+        sweep.load_spec({"dataset": "circles", key: bad})
+    with pytest.raises(ValueError, match=rf"\[grid\]: {name} must be "):
+        sweep.load_spec({"dataset": "circles", "grid": {key: [default, bad]}})
 
 
 # Settings whose only uses are the declaration and the code that applies them (the schedule and
@@ -70,8 +82,7 @@ def test_single_use_settings_are_not_repeated(module: str) -> None:
 
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_every_setting_refuses_a_bad_value_naming_itself(name: str) -> None:
-    rule = SETTINGS[name][0].rule
-    bad = {Integer: 0.5, Real: math.nan, Choice: "nope", Sizes: [0], Coefficients: -1.0}[type(rule)]
+    bad = BAD[type(SETTINGS[name][0].rule)]
     with pytest.raises(ValueError, match=f"^{name} must be "):
         TrainConfig(**{name: bad})
 

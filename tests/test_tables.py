@@ -112,3 +112,22 @@ def test_features_by_header_name_in_the_model_order(tmp_path: Path) -> None:
     path.write_text("b,label,a\n1,x,2\n3,y,4\n")
     X, names = read_features(path, select=["a", "b"])
     assert X.tolist() == [[2, 1], [4, 3]] and names == ["a", "b"]
+
+
+def test_predict_refuses_a_header_without_the_models_features(tmp_path: Path, capsys) -> None:
+    # A renamed column used to be ignored silently: every column was then read by position.
+    from npmlp.cli import main
+
+    rng = np.random.default_rng(0)
+    y = np.arange(120) % 2
+    rows = [f"{a:.4f},{b:.4f},{'yes' if c else 'no'}" for a, b, c in zip(rng.standard_normal(120) + 2 * y,
+                                                                          rng.standard_normal(120), y, strict=True)]
+    (tmp_path / "train.csv").write_text("alpha,beta,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(tmp_path / "train.csv"), "--label-column", "label", "--epochs", "20",
+                 "--lr", "0.1", "--out", str(out), "--quiet", "--no-pictures"]) == 0
+    (tmp_path / "new.csv").write_text("alpha,gamma\n0.1,0.2\n")
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), str(tmp_path / "new.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "its header lacks the model's features beta" in err

@@ -81,7 +81,7 @@ def training_bytes(*, rows: Sequence[int], d: int, hidden: Sequence[int], m: int
     """The terms of the module docstring's formula, in bytes: data, parameters, workspace, evaluation."""
     sizes = [d, *hidden, m]
     P = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-    slots = OPTIMIZER_SLOTS.get(optimizer, 2) + int(early_stopping)
+    slots = OPTIMIZER_SLOTS[optimizer] + int(early_stopping)
     n_train, n = rows[0], sum(rows)
     K, E, H = min(batch_size, max(n_train, 1)), min(EVAL_BATCH, max(n, 1)), sum(hidden)
     return {"data": itemsize * d * n, "parameters": itemsize * P * (3 + slots),

@@ -23,7 +23,7 @@ from .errors import DivergenceError, NpmlpError
 from .gradcheck import DEFAULT_METHOD, METHODS, check_gradients
 from .network import MLP, dropout_masks, dropout_rates
 from .runs import DataSpec, run_data
-from .settings import Choice, Flag, Rule, declared
+from .settings import Choice, Flag, Rule, declared, shown
 from .sweep import EXAMPLES
 from .training import TrainConfig
 
@@ -95,12 +95,6 @@ def _flag_type(rule: Rule) -> Callable[[str], Any]:
     return parse
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _setting_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[str] | None = None,
                    *, defaults: Mapping[str, Any] | None = None) -> None:
     """One flag per setting that ``cls`` declares (or the ``names`` among them), from its declaration."""
@@ -115,7 +109,7 @@ def _setting_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[s
             parser.add_argument("--" + name.replace("_", "-"), default=default, action="store_true", help=decl.help)
             continue
         parser.add_argument("--" + name.replace("_", "-"), default=default, **options,
-                            help=f"{decl.help} (default {_shown(default)})")
+                            help=f"{decl.help} (default {shown(default)})")
 
 
 #: Entries checked per parameter by default: all of the seed's networks, a sample of large ones
@@ -235,7 +229,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runs import publishable, run, summary
+    from .runs import run, summary
 
     if args.dataset is None and not args.resume:
         raise ValueError("--dataset is required (circles, mnist, fashion-mnist or a path), unless --resume --out DIR.")
@@ -256,7 +250,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               file=sys.stderr)
         emit(args, doc, line)
         return 130
-    if publishable(result, replacing=args.overwrite):
+    if result.model_written:
         from .plots import INSTALL_HINT, available
 
         if not args.no_pictures and not available():
@@ -266,7 +260,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                                     if result.stopped_because == "diverged" else ""))
     else:
         emit(args, doc, f"{line}\nno model written" + (f"; {out}/ keeps what was there" if args.overwrite else ""))
-    if result.stopped_because == "diverged" or result.no_progress or not publishable(result, replacing=args.overwrite):
+    if result.stopped_because == "diverged" or not result.model_written:
         raise DivergenceError(result.message or f"the run stopped ({result.stopped_because}) without a model.")
     return 0
 
@@ -293,7 +287,9 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _common(p)
     p.add_argument("--model", required=True, metavar="DIR_OR_FILE", help="a train output directory or its model.npz")
     p.add_argument("--dataset", default=None, metavar="D", help="evaluate on this data instead (default: the run's)")
-    _setting_flags(p, DataSpec, defaults=dict.fromkeys(declared(DataSpec)))
+    # the model's own standardiser applies: --standardize would change nothing here
+    _setting_flags(p, DataSpec, [n for n in declared(DataSpec) if n != "standardize"],
+                   defaults=dict.fromkeys(declared(DataSpec)))
     p.set_defaults(run=cmd_evaluate)
 
 
@@ -303,7 +299,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = Model.load(args.model)
     net, config = model.net, model.config
-    options = {name: getattr(args, name) for name in declared(DataSpec)}
+    options = {name: getattr(args, name, None) for name in declared(DataSpec)}
     found = run_data(config, dataset=args.dataset, dtype=net.dtype.name, options=options)
     data = found.dataset
     if data.n_features != net.sizes[0] or data.n_classes > net.sizes[-1]:

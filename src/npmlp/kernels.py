@@ -93,7 +93,7 @@ class Workspace:
         self.Xd = np.empty(batch_size * sizes[0] if self.rates[0] else 0, dt)
         #: Threads for the update's passes (:func:`update_into`): 2 where the process may use
         #: two CPUs or more, else 1; set it to 1 to keep every pass on the calling thread.
-        self.threads = 2 if _usable_cpus() >= 2 else 1
+        self.threads = 2 if usable_cpus() >= 2 else 1
         self._helper: ThreadPoolExecutor | None = None
         self._seconds: dict[bool, float] = {}  # a moving average of the update's time, split or not
         self._updates = 0
@@ -124,7 +124,8 @@ class Workspace:
         return self._helper
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux

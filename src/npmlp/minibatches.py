@@ -14,7 +14,6 @@ minibatches, and therefore the trained parameters, are bit-identical either way.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Generator
@@ -23,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .dtypes import Array, Labels
-from .kernels import Workspace
+from .kernels import Workspace, usable_cpus
 
 Minibatches = Generator[tuple[Array, Labels], None, None]
 #: A request to the gather thread: ``(X, y, index, Xbuf, ybuf)`` as :func:`gather_rows` takes them.
@@ -44,14 +43,6 @@ LIGHT_FLOPS_PER_BYTE = 16.0
 #: gathered in no time anyway): at least this many chunks per epoch, so the buffers stay
 #: within 5% of the data (the memory target allows 15% over the data for all of training).
 MIN_CHUNKS = 40
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 def prefetch_pays(sizes: tuple[int, ...], batch_size: int, itemsize: int, n_rows: int) -> bool:

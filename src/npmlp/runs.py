@@ -51,7 +51,7 @@ from .persistence import (
     save_model,
 )
 from .preprocess import Standardizer
-from .settings import ByteSize, Choice, Column, Flag, Integer, Real, Text, declared, setting, validate
+from .settings import ByteSize, Choice, Column, Flag, Integer, Real, Text, declared, setting, shown, validate
 from .training import TrainConfig, Trainer, TrainResult, train
 
 
@@ -327,12 +327,6 @@ def check_reuse(out: Path, *, overwrite: bool) -> DirState:
 
 
 # -- resuming ------------------------------------------------------------------------
-def _shown(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(_shown, value))
-    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _same_dataset(a: str, b: str) -> bool:
     return a == b or (bool(a) and bool(b) and Path(a).resolve() == Path(b).resolve())
 
@@ -356,7 +350,7 @@ def resumed_config(saved: TrainConfig, saved_data: DataSpec, asked: TrainConfig,
         else:
             continue
         if new != old and not (name == "epochs" and new > old):
-            conflicts.append(f"--{name.replace('_', '-')} {_shown(new)} (the checkpoint has {_shown(old)})")
+            conflicts.append(f"--{name.replace('_', '-')} {shown(new)} (the checkpoint has {shown(old)})")
     if conflicts:
         raise RunDirectoryError(f"--resume continues the run in {out} with its own settings, and these flags "
                                 f"contradict its checkpoint: {'; '.join(conflicts)}. Drop them, or start afresh "
@@ -507,15 +501,17 @@ def _finish(work: Path, result: TrainResult, dataset: Dataset, config: TrainConf
         return work  # the checkpoint stays, to resume
     info = {"stopped_because": result.stopped_because}
     replaces = _replaces(work)
-    if publishable(result, replacing=replaces is not None):
+    written = publishable(result, replacing=replaces is not None)
+    if written:
         files = write_outputs(work, result, dataset, config, data, pictures=pictures)
     else:  # no model: the history says what happened, nothing replaces a model that was there
         files = write_history(work, result.history)
     remove_checkpoint(work)
     write_manifest(work, files, **info)
+    result.model_written = written  # what every summary of the run reports
     if replaces is None:
         return work
-    if not publishable(result, replacing=True):
+    if not written:
         shutil.rmtree(work, ignore_errors=True)
         return replaces
     if replaces != holding:  # a resumed staging directory: its target is not locked yet
@@ -572,6 +568,7 @@ def summary(result: TrainResult, dataset: Dataset, out: Path | None) -> dict[str
         "history": result.history,
         "final": result.final(),
         "no_progress": result.no_progress,
+        "model_written": result.model_written,
         "majority_error": result.majority_error,
         "message": result.message or None,
         "out": str(out) if out is not None else None,

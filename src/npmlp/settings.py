@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["ByteSize", "Choice", "Coefficients", "Column", "Flag", "Integer", "Real", "Rule", "Setting", "Sizes",
-           "Text", "applies", "declared", "setting", "validate"]
+           "Text", "applies", "declared", "setting", "shown", "validate"]
 
 
 class Rule:
@@ -289,6 +289,13 @@ class Setting:
     metavar: str | None = None
     applies: Callable[[Mapping[str, Any]], bool] | None = None
     log_scale: bool = False
+
+
+def shown(value: Any) -> str:
+    """A setting's value as the command line writes it: ``10,5``, ``0.001``, ``none``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(shown, value))
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def setting(default: Any, rule: Rule, help: str, **options: Any) -> Any:

@@ -300,7 +300,12 @@ def read_table(source: TextSource, *, label: int | str | None = "last", header: 
             raise DataError(f"{source.name}: a data file must have rows of numbers. Got no data rows.")
         lines = np.frombuffer(line_list, dtype=np.int64) if line_list else np.zeros(0, np.int64)
         usecols = [j for j in range(layout.n_columns) if j != column]
-        if select is not None and layout.header is not None and set(select) <= set(layout.header):
+        if select is not None and layout.header is not None:
+            missing = [name for name in select if name not in layout.header]
+            if missing:  # never the model's features by position under other names
+                raise DataError(f"{source.name}: its header lacks the model's features {', '.join(missing[:8])}"
+                                f"{', ...' if len(missing) > 8 else ''}; name the columns as in training, or "
+                                "pass --header no for rows of the features alone, in the model's order.")
             usecols = [layout.header.index(name) for name in select]
         if memory is not None:
             memory(2 * len(lines) * len(usecols) * 8, f"reading {source.name} ({len(lines)} rows x {len(usecols)} "

@@ -81,8 +81,9 @@ class TrainConfig:
     backprop: str = setting("matrix", Choice(BACKPROPS), "backprop version",
                             applies=lambda c: c.get("backprop") != "matrix")
     train_metrics: str = setting("exact", Choice(TRAIN_METRICS), "the epoch's train loss and error: exact (the "
-                                 "training set evaluated after the epoch) or running (the mean over the epoch's "
-                                 "minibatches as each step saw them, scikit-learn's loss_curve_: no second pass)",
+                                 "training set evaluated after the epoch) or running (the mean data loss over the "
+                                 "epoch's minibatches as each step saw them, under its dropout masks and without "
+                                 "the penalty: no second pass)",
                                  applies=lambda c: c.get("train_metrics", "exact") != "exact")
     seed: int = setting(0, Integer(0), "seed of every random draw")
 
@@ -130,6 +131,8 @@ class TrainResult:
     message: str = ""
     no_progress: bool = False
     majority_error: float | None = None
+    #: Whether a model file was written for this result (set by :func:`npmlp.runs.run`, which decides).
+    model_written: bool = False
 
     @property
     def epochs_run(self) -> int:
