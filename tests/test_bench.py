@@ -18,7 +18,8 @@ from npmlp import bench, bench_impls, bench_machine
 from npmlp.bench import IMPLS, format_bench, interleave, run_bench, summarize, training_data
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-OURS = ["npmlp-matrix", "npmlp-loop", "gemm-only"]
+# npmlp-numpy: the same loop with the update rules as NumPy passes, beside numba's (the test extra installs it)
+OURS = ["npmlp-matrix", "npmlp-numpy", "npmlp-loop", "gemm-only"]
 
 
 @pytest.fixture
@@ -55,6 +56,13 @@ def test_document_structure_and_ratios(tiny: tuple[np.ndarray, np.ndarray]) -> N
         best = c["results"]["npmlp-matrix"]["min"] / c["results"]["gemm-only"]["min"]
         assert c["npmlp_over_gemm_best"] == pytest.approx(best)
         assert c["results"]["npmlp-loop"]["timed_rows"] == 50  # one minibatch, scaled to the epoch
+
+
+def test_without_numba_there_is_no_numpy_row(tiny: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_impls.fused, "rules", lambda: None)  # as if numba were not installed
+    doc = quick(tiny, dtypes=("float32",))
+    assert list(doc["configs"][0]["results"]) == [i for i in OURS if i != "npmlp-numpy"]
+    assert "update rules as NumPy passes (no numba)" in format_bench(doc)
 
 
 def test_runs_are_interleaved(tiny: tuple[np.ndarray, np.ndarray]) -> None:
@@ -97,7 +105,7 @@ def test_sklearn_peer_runs_when_installed(tiny: tuple[np.ndarray, np.ndarray], m
     pytest.importorskip("sklearn")
     monkeypatch.setitem(sys.modules, "torch", None)
     doc = quick(tiny, dtypes=("float32",), peers=True, repeats=1, loop=False)
-    assert list(doc["configs"][0]["results"]) == ["npmlp-matrix", "gemm-only", "sklearn"]
+    assert list(doc["configs"][0]["results"]) == ["npmlp-matrix", "npmlp-numpy", "gemm-only", "sklearn"]
     assert "alpha = 2*l2*K = 0.1" in doc["configs"][0]["results"]["sklearn"]["note"]  # 2 * 1e-3 * 50
 
 

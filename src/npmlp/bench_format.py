@@ -24,7 +24,8 @@ def _header(doc: dict[str, Any]) -> list[str]:
         f"npmlp bench: seconds per epoch on {s['dataset']}, K={s['batch_size']}, lr={s['lr']:g}, "
         f"l1={s['l1']:g}, l2={s['l2']:g}; median of {s['repeats']} interleaved rounds "
         f"after {s['warmup_rounds']} warm-up",
-        f"numpy {m['numpy']}; BLAS {blas_text} ({pinned})"
+        f"numpy {m['numpy']}; BLAS {blas_text} ({pinned}); update rules "
+        + (f"compiled by numba {m['numba']}" if m.get("numba") else "as NumPy passes (no numba)")
         + (f"; torch {torch['version']}, {torch['threads']} threads" if torch else ""),
         f"{m['cpu']}, {m['cpu_count']} CPUs; {env}",
         load,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import fused
 from .dtypes import Array, Labels, resolve_dtype
 from .network import MLP
 from .training import TrainConfig, Trainer
@@ -23,7 +24,7 @@ from .training import TrainConfig, Trainer
 Epoch = Callable[[], float]  # trains (or multiplies) one epoch, returns seconds per epoch
 
 
-IMPLS = ("npmlp-matrix", "npmlp-loop", "gemm-only", "sklearn", "torch")
+IMPLS = ("npmlp-matrix", "npmlp-numpy", "npmlp-loop", "gemm-only", "sklearn", "torch")
 
 
 BASE = "npmlp-matrix"
@@ -58,11 +59,16 @@ def _timed(fn: Callable[[], object], scale: float = 1.0) -> float:
     return (time.perf_counter() - tic) * scale
 
 
-def npmlp_epoch(p: Problem, *, backprop: str = "matrix", rows: int | None = None) -> Epoch:
-    """npmlp's :meth:`Trainer.run_epoch`, on the first ``rows`` rows scaled to all of them."""
+def npmlp_epoch(p: Problem, *, backprop: str = "matrix", rows: int | None = None, compiled: bool = True) -> Epoch:
+    """npmlp's :meth:`Trainer.run_epoch`, on the first ``rows`` rows scaled to all of them.
+
+    ``compiled=False``: the update rules as NumPy passes even where numba could compile them
+    (:mod:`npmlp.fused`), the ``npmlp-numpy`` row.
+    """
     config = TrainConfig(hidden=p.hidden, l1=p.l1, l2=p.l2, dtype=p.X.dtype.name, lr=p.lr,
                          batch_size=p.batch_size, backprop=backprop, seed=p.seed, optimizer=p.optimizer)
     trainer = Trainer.new(config, p.X.shape[1], p.n_classes)
+    trainer.workspace.fused &= compiled
     n = p.X.shape[0] if rows is None else min(rows, p.X.shape[0])
     X, y = p.X[:n], p.y[:n]
     return lambda: _timed(lambda: trainer.run_epoch(X, y), p.X.shape[0] / n)
@@ -222,6 +228,7 @@ def training_data(dataset: str, dtype: str, *, data: Any = None, data_dir: str |
 def build_epochs(p: Problem, impls: Sequence[str], loop_batches: int) -> dict[str, Epoch]:
     build: dict[str, Callable[[], Epoch]] = {
         "npmlp-matrix": lambda: npmlp_epoch(p),
+        "npmlp-numpy": lambda: npmlp_epoch(p, compiled=False),
         "npmlp-loop": lambda: npmlp_epoch(p, backprop="loop", rows=loop_batches * p.batch_size),
         "gemm-only": lambda: gemm_epoch(p),
         "sklearn": lambda: sklearn_epoch(p),
@@ -235,6 +242,7 @@ def implementation_notes(p: Problem, loop_batches: int) -> dict[str, str]:
     return {
         "npmlp-loop": (f"timed on {timed} rows ({-(-timed // p.batch_size)} minibatches), scaled to the epoch"
                        if timed < p.X.shape[0] else "whole epoch"),
+        "npmlp-numpy": "npmlp-matrix with the update rules as NumPy passes, not numba's compiled loops",
         "gemm-only": "the limit: the matrix products of forward + backprop only",
         "sklearn": f"partial_fit epoch, solver={p.optimizer}; alpha = 2*l2*K = {2 * p.l2 * p.batch_size:g}; no L1 term",
         "torch": (f"nn.Linear/ReLU, cross_entropy, optim.{'Adam' if p.optimizer == 'adam' else 'SGD'}"
@@ -246,5 +254,6 @@ def implementation_notes(p: Problem, loop_batches: int) -> dict[str, str]:
 def implementations(*, peers: bool, loop: bool) -> tuple[list[str], dict[str, str]]:
     """The implementations to time, in order, and the peers skipped with why."""
     skipped = {name: why for name in PEER_HINTS if peers and (why := import_peer(name))}
-    wanted = [i for i in IMPLS if (loop or i != "npmlp-loop") and (peers or i not in PEER_HINTS)]
+    wanted = [i for i in IMPLS if (loop or i != "npmlp-loop") and (peers or i not in PEER_HINTS)
+              and (i != "npmlp-numpy" or fused.rules() is not None)]  # without numba, npmlp-matrix is it
     return [i for i in wanted if i not in skipped], skipped

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from . import fused
+
 BUSY_PER_CORE = 0.5  # a 1-minute load average above this per core: timings unreliable
 
 
@@ -69,6 +71,7 @@ def machine_info(threads: int | None) -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
+        "numba": fused.version(),  # the update rules' compiled loops, or None: NumPy passes
         "blas": libs[0] if libs else None,
         "blas_libraries": libs,
         "threads_pinned": threads,
