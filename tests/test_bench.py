@@ -58,7 +58,8 @@ def test_document_structure_and_ratios(tiny: tuple[np.ndarray, np.ndarray]) -> N
         assert c["results"]["npmlp-loop"]["timed_rows"] == 50  # one minibatch, scaled to the epoch
 
 
-def test_without_numba_there_is_no_numpy_row(tiny: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_numba_there_is_no_numpy_row(tiny: tuple[np.ndarray, np.ndarray],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_impls.fused, "rules", lambda: None)  # as if numba were not installed
     doc = quick(tiny, dtypes=("float32",))
     assert list(doc["configs"][0]["results"]) == [i for i in OURS if i != "npmlp-numpy"]

@@ -145,3 +145,36 @@ def test_a_light_network_on_enough_data_trains_through_the_prefetcher(monkeypatc
     assert t.uses_prefetch(X) and t.run_epoch(X, y)
     assert len(seen) == X.shape[0] // 10 and set(seen) == {1}  # every minibatch came with the thread alive
     assert not gather_threads()
+
+
+def blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return min(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_prefetching_epoch_runs_blas_on_one_thread_and_restores_it(prefetch: bool,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from threadpoolctl import threadpool_limits
+
+    seen: list[int] = []
+
+    def step(*args: object, **kwargs: object) -> None:  # records the BLAS threads each step runs with
+        seen.append(blas_threads())
+        train_step(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training, "train_step", step)
+    X, y = data()
+    t = trainer(prefetch, TrainConfig(hidden=[4], batch_size=10))
+    with threadpool_limits(limits=2, user_api="blas"):
+        t.run_epoch(X, y)
+        assert blas_threads() == 2  # restored
+    assert set(seen) == ({1} if prefetch else {2})
+
+
+def test_without_threadpoolctl_the_blas_threads_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(M, "_blas_controller", lambda: None)  # as if threadpoolctl were not installed
+    X, y = data()
+    t = trainer(True, TrainConfig(hidden=[4], batch_size=10))
+    assert t.run_epoch(X, y)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.metadata
 import io
 import itertools
 import json
@@ -104,8 +105,17 @@ def software_stack() -> dict[str, Any]:
     blas = (blas_libraries() or [{}])[0]
     return {"npmlp": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "numba": fused.version(),  # the compiled update rules give NumPy's bits: recorded, not required
+            # light networks train with one BLAS thread where it is installed (minibatches.one_blas_thread)
+            "threadpoolctl": _version_of("threadpoolctl"),
             "blas": {k: blas.get(k) for k in ("internal_api", "version", "architecture", "num_threads")},
             "machine": platform.machine()}
+
+
+def _version_of(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def stack_differences(recorded: Any, now: Mapping[str, Any]) -> list[str]:

@@ -23,7 +23,7 @@ from .dtypes import DTYPES, Array
 from .errors import DataError, ModelFileError
 from .functions import ACTIVATIONS
 from .kernels import Tally, Workspace, train_step
-from .minibatches import Prefetcher, gather_weights, gathered, prefetch_pays
+from .minibatches import Prefetcher, gather_weights, gathered, one_blas_thread, prefetch_pays
 from .network import BACKPROPS, MLP, check_weights, dropout_rates, nll
 from .optim import OPTIMIZERS, SCHEDULES, learning_rate, make_optimizer
 from .settings import Choice, Coefficients, Integer, Real, Sizes, setting, validate
@@ -344,11 +344,13 @@ class Trainer:
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
         lr, backprop, dropout = self.lr_at(st.epoch), self.config.backprop, any(self.config.dropout_rates)
-        if self.uses_prefetch(X):
+        prefetch = self.uses_prefetch(X)
+        if prefetch:
             minibatches = self.prefetcher.minibatches(X, y, order, st.batch * K)
         else:
             minibatches = gathered(X, y, order, st.batch * K, K, ws)
-        with contextlib.closing(minibatches):  # leaving early stops the gathering thread
+        # leaving early stops the gathering thread; a light network's products run on one BLAS thread
+        with one_blas_thread() if prefetch else contextlib.nullcontext(), contextlib.closing(minibatches):
             for Xb, yb in minibatches:
                 # The inputs were validated once by train(): straight to the fast path.
                 wb = None if weights is None else gather_weights(weights, order, st.batch * K, yb.shape[0], ws.w)
