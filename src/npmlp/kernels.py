@@ -19,6 +19,7 @@ products. This module computes exactly what the course path computes, but
   reports it, without a second pass over the training set;
 - with each weight matrix's penalty gradient and update rule run as one job over its rows,
   and a heavy one's rows shared with a helper thread while BLAS is idle (:func:`update_into`);
+  where numba is installed, each job is one compiled loop with the same bits (:mod:`npmlp.fused`);
 - with the dropout masks drawn into reused buffers, in the order
   :func:`npmlp.network.dropout_masks` draws them, so both paths see the same masks.
 
