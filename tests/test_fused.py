@@ -87,7 +87,11 @@ def test_the_switch_turns_the_compiled_rules_off(monkeypatch: pytest.MonkeyPatch
     fused.rules.cache_clear()
     try:
         assert fused.rules() is None and fused.version() is None
-        assert K.Workspace(MLP.initialize((2, 3, 2), rng=np.random.default_rng(0)), 4).fused is False
+        net = MLP.initialize((40, 30, 2), rng=np.random.default_rng(0))
+        ws, opt = K.Workspace(net, 4), make_optimizer("adam", net.params)
+        assert ws.fused is None  # decided on the first update that could use it
+        K.update_into(net, ws, opt, 0.1, 1.0)
+        assert ws.fused is False
     finally:
         monkeypatch.delenv(fused.SWITCH)
         fused.rules.cache_clear()

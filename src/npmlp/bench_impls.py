@@ -68,7 +68,8 @@ def npmlp_epoch(p: Problem, *, backprop: str = "matrix", rows: int | None = None
     config = TrainConfig(hidden=p.hidden, l1=p.l1, l2=p.l2, dtype=p.X.dtype.name, lr=p.lr,
                          batch_size=p.batch_size, backprop=backprop, seed=p.seed, optimizer=p.optimizer)
     trainer = Trainer.new(config, p.X.shape[1], p.n_classes)
-    trainer.workspace.fused &= compiled
+    if not compiled:
+        trainer.workspace.fused = False
     n = p.X.shape[0] if rows is None else min(rows, p.X.shape[0])
     X, y = p.X[:n], p.y[:n]
     return lambda: _timed(lambda: trainer.run_epoch(X, y), p.X.shape[0] / n)

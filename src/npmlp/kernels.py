@@ -98,7 +98,8 @@ class Workspace:
         self.threads = 2 if usable_cpus() >= 2 else 1
         #: Whether the update rules run as compiled loops (:mod:`npmlp.fused`; numba installed
         #: and not turned off): the same bits as the NumPy passes, in fewer reads and writes.
-        self.fused = fused.rules() is not None
+        #: None until a parameter large enough asks (numba takes 0.4 s to import).
+        self.fused: bool | None = None
         self._helper: ThreadPoolExecutor | None = None
         self._seconds: dict[bool, float] = {}  # a moving average of the update's time, split or not
         self._updates = 0
@@ -455,6 +456,13 @@ def _job(rule: Callable[..., None], P: Array, G: Array, state: list[Array], cons
     return run
 
 
+def _compiling(ws: Workspace) -> bool:
+    """``ws.fused``, decided on first use: whether numba's compiled rules are there."""
+    if ws.fused is None:
+        ws.fused = fused.rules() is not None
+    return ws.fused
+
+
 def _fused_job(name: str, P: Array, G: Array, state: list[Array], consts: tuple[float, ...],
                penalty: tuple[Array, float, float] | None) -> Job:
     """:func:`_job`'s passes as one compiled loop over the rows (:mod:`npmlp.fused`): the same bits."""
@@ -488,7 +496,7 @@ def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale:
         state = [optimizer.state[f"{s}/{k}"] for s in prefixes]
         # NOTE: plain SGD is one NumPy pass already; the rest is 2-17 passes against one loop,
         # which pays from FUSED_MIN entries on
-        compiled = (ws.fused and P.size >= FUSED_MIN and (pen is not None or name != "sgd")
+        compiled = (P.size >= FUSED_MIN and (pen is not None or name != "sgd") and _compiling(ws)
                     and fused.supports(P, ws.grads[k], *state))
         job = (_fused_job(name, P, ws.grads[k], state, consts, pen) if compiled
                else _job(rule, P, ws.grads[k], state, consts, pen))
