@@ -61,6 +61,7 @@ def test_document_structure_and_ratios(tiny: tuple[np.ndarray, np.ndarray]) -> N
 def test_without_numba_there_is_no_numpy_row(tiny: tuple[np.ndarray, np.ndarray],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_impls.fused, "rules", lambda: None)  # as if numba were not installed
+    monkeypatch.setattr(bench_impls.fused, "version", lambda: None)
     doc = quick(tiny, dtypes=("float32",))
     assert list(doc["configs"][0]["results"]) == [i for i in OURS if i != "npmlp-numpy"]
     assert "update rules as NumPy passes (no numba)" in format_bench(doc)

@@ -16,6 +16,7 @@ Python float), and numba's default floating-point model neither reorders nor con
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from collections.abc import Callable
 from functools import cache
@@ -95,12 +96,16 @@ def rules() -> dict[str, Callable[..., None]] | None:
 
 
 def version() -> str | None:
-    """numba's version when the compiled rules are in use, else None (for the run's software stack)."""
-    if rules() is None:
-        return None
-    import numba  # noqa: PLC0415
+    """numba's version where the compiled rules would run (installed, not turned off), else None.
 
-    return str(numba.__version__)
+    For the run's software stack: read from the package's metadata, without importing numba.
+    """
+    if os.environ.get(SWITCH, "1") == "0":
+        return None
+    try:
+        return importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def supports(*arrays: Array) -> bool:
