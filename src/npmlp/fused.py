@@ -35,7 +35,7 @@ SWITCH = "NPMLP_FUSED"
 
 
 def _compile() -> dict[str, Callable[..., None]]:
-    import numba  # noqa: PLC0415 - optional, and 0.3 s to import: only when a training step needs it
+    import numba  # noqa: PLC0415 - optional, and 0.4 s to import: only when a training step needs it
 
     jit = numba.njit(nogil=True, cache=True, error_model="numpy")
 
