@@ -153,18 +153,25 @@ def blas_threads() -> int:
     return min(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
 
 
-@pytest.mark.parametrize("prefetch", [True, False])
-def test_a_prefetching_epoch_runs_blas_on_one_thread_and_restores_it(prefetch: bool,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from threadpoolctl import threadpool_limits
-
+@pytest.fixture
+def steps_blas_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The BLAS thread count each training step runs with, recorded as the steps run."""
     seen: list[int] = []
 
-    def step(*args: object, **kwargs: object) -> None:  # records the BLAS threads each step runs with
+    def step(*args: object, **kwargs: object) -> None:
         seen.append(blas_threads())
         train_step(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(training, "train_step", step)
+    return seen
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_a_prefetching_epoch_runs_blas_on_one_thread_and_restores_it(prefetch: bool,
+                                                                      steps_blas_threads: list[int]) -> None:
+    from threadpoolctl import threadpool_limits
+
+    seen = steps_blas_threads
     X, y = data()
     t = trainer(prefetch, TrainConfig(hidden=[4], batch_size=10))
     with threadpool_limits(limits=2, user_api="blas"):
@@ -173,8 +180,14 @@ def test_a_prefetching_epoch_runs_blas_on_one_thread_and_restores_it(prefetch: b
     assert set(seen) == ({1} if prefetch else {2})
 
 
-def test_without_threadpoolctl_the_blas_threads_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_threadpoolctl_the_blas_threads_stay(steps_blas_threads: list[int],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from threadpoolctl import threadpool_limits
+
     monkeypatch.setattr(M, "_blas_controller", lambda: None)  # as if threadpoolctl were not installed
+    seen = steps_blas_threads
     X, y = data()
     t = trainer(True, TrainConfig(hidden=[4], batch_size=10))
-    assert t.run_epoch(X, y)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert t.run_epoch(X, y)
+    assert seen and set(seen) == {2}  # the prefetching epoch ran, on the threads it was given

@@ -395,7 +395,8 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("bench", help="seconds per epoch: matrix vs loop, the GEMM limit, scikit-learn and PyTorch",
                        description="Times one training epoch of each implementation, interleaved in one run, "
                                    "and prints medians, ranges and ratios. Default: the configurations A (the "
-                                   "assignment's: dh=10 float64, elastic net 1e-3), B (dh=512 float32) and B+pen.")
+                                   "assignment's: dh=10 float64, elastic net 1e-3), B (dh=512 float32), B+pen, "
+                                   "B+adam and tuned (the README's tuned run: dh=1024, Adam, K=128).")
     _common(p)
     p.add_argument("--dataset", default="fashion-mnist", metavar="D", help="data set (default fashion-mnist)")
     p.add_argument("--data-dir", default=None, metavar="DIR")

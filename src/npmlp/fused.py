@@ -16,7 +16,6 @@ Python float), and numba's default floating-point model neither reorders nor con
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from collections.abc import Callable
 from functools import cache
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._version import installed_version
 from .dtypes import Array
 
 #: The environment variable that turns the compiled rules off ("0").
@@ -100,21 +100,16 @@ def version() -> str | None:
 
     For the run's software stack: read from the package's metadata, without importing numba.
     """
-    if os.environ.get(SWITCH, "1") == "0":
-        return None
-    try:
-        return importlib.metadata.version("numba")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    return None if os.environ.get(SWITCH, "1") == "0" else installed_version("numba")
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def supports(*arrays: Array) -> bool:
     """Whether one compiled loop can run over ``arrays``: float32 or float64, one dtype, contiguous."""
     dt = arrays[0].dtype
     return dt in _FLOATS and all(a.dtype == dt and a.flags.c_contiguous for a in arrays)
-
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def penalty_constants(dtype: np.dtype[Any], tiny: Any, a: float, b: float) -> tuple[Any, ...]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.metadata
 import io
 import itertools
 import json
@@ -38,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import budget, fused, tables
-from ._version import __version__
+from ._version import __version__, installed_version
 from .atomicfile import LOCK_FILE, atomic_write_json, atomic_write_text, fsync_dir, locked_directory
 from .datasets import NAMED, Dataset, load_dataset
 from .errors import DataError, ModelFileError, RunDirectoryError
@@ -106,16 +105,9 @@ def software_stack() -> dict[str, Any]:
     return {"npmlp": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "numba": fused.version(),  # the compiled update rules give NumPy's bits: recorded, not required
             # light networks train with one BLAS thread where it is installed (minibatches.one_blas_thread)
-            "threadpoolctl": _version_of("threadpoolctl"),
+            "threadpoolctl": installed_version("threadpoolctl"),
             "blas": {k: blas.get(k) for k in ("internal_api", "version", "architecture", "num_threads")},
             "machine": platform.machine()}
-
-
-def _version_of(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def stack_differences(recorded: Any, now: Mapping[str, Any]) -> list[str]:
