@@ -186,6 +186,39 @@ def test_a_split_update_waits_for_its_other_half_and_raises_its_error(monkeypatc
         K.update_into(net, ws, opt, 0.1, 1.0)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_the_update_plan_is_kept_and_remade_when_an_array_is_swapped(name: str) -> None:
+    # update_into keeps its jobs between steps (kernels._Plan); a parameter or a state swapped
+    # for another array (here a Fortran-ordered copy: no compiled loop can take it) must be the
+    # one updated, exactly as the NumPy passes of a twin that never kept a plan update theirs
+    def fresh() -> tuple[MLP, K.Workspace, object]:
+        net = MLP.initialize((40, 30, 3), rng=np.random.default_rng(2), l1=1e-3, l2=1e-3)
+        return net, K.Workspace(net, 4), make_optimizer(name, net.params)
+
+    rng = np.random.default_rng(3)
+    batches = [(rng.standard_normal((4, 40)), rng.integers(0, 3, 4)) for _ in range(6)]
+    (net, ws, opt), (ref, ref_ws, ref_opt) = fresh(), fresh()
+    for i, (X, y) in enumerate(batches):
+        if i == 2:
+            plan = ws.plan
+            assert plan is not None and plan.whole
+        if i == 3:
+            assert ws.plan is plan  # kept while nothing changed
+            for n in (net, ref):
+                n.params["W1"] = np.asfortranarray(n.params["W1"])
+            if name == "adam":
+                for o in (opt, ref_opt):
+                    o.state["m/W1"] = np.asfortranarray(o.state["m/W1"])  # type: ignore[attr-defined]
+        ref_ws.plan = None  # the twin makes its plan anew every step
+        for n, w, o in ((net, ws, opt), (ref, ref_ws, ref_opt)):
+            K.train_step(n, w, o, X, y, 0.1)
+        if i == 3:
+            assert ws.plan is not plan  # remade for the new arrays
+    for k in net.params:
+        np.testing.assert_array_equal(net.params[k], ref.params[k], err_msg=k)
+    assert not np.array_equal(net.params["W1"], fresh()[0].params["W1"])  # the swapped-in array was trained
+
+
 def test_the_split_is_chosen_by_its_recent_times_and_the_other_way_probed() -> None:
     ws = K.Workspace(MLP.initialize((2, 3, 2), rng=np.random.default_rng(0)), 4)
     assert ws.choose_split() is True  # first the split, ...

@@ -31,6 +31,7 @@ path's gradients and updates to round-off, for every activation, depth, penalty 
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import time
 from collections.abc import Callable
@@ -101,6 +102,8 @@ class Workspace:
         #: None until a parameter large enough asks (numba takes 0.4 s to import).
         self.fused: bool | None = None
         self._helper: ThreadPoolExecutor | None = None
+        #: update_into's jobs, made on its first step (see kernels._Plan).
+        self.plan: _Plan | None = None
         self._seconds: dict[bool, float] = {}  # a moving average of the update's time, split or not
         self._updates = 0
 
@@ -412,9 +415,10 @@ def _penalty(W: Array, G: Array, S: Array, a: float, b: float) -> None:
 
 #: A rule's elementwise passes over a parameter (its cost in :data:`SPLIT_WORK`'s units).
 PASSES = {"sgd": 1, "momentum": 3, "nesterov": 5, "adam": 12, "l1": 3, "l2": 2}
-#: The compiled loop's call costs about 7 us of Python (the constants cast to the dtype); the
-#: NumPy passes win below this many entries (10 x 10 float64 with the elastic net: 7 vs 5.5 us;
-#: 10 x 784: 8.6 vs 15 us).
+#: A network of at least this many parameters runs its update rules as compiled loops
+#: (:mod:`npmlp.fused`), every parameter's: a loop's call costs about 1 us, less than the NumPy
+#: passes even on a 10 x 10 matrix (SGD with the elastic net: 1.0 vs 4.8 us). Smaller networks
+#: train in moments, and the 0.4 s of importing numba would only slow them down.
 FUSED_MIN = 1024
 #: ... and as one compiled loop (npmlp.fused), in the same units: about what each costs there.
 FUSED_PASSES = {"sgd": 1, "momentum": 2, "nesterov": 2, "adam": 3, "l1": 1, "l2": 0}
@@ -432,7 +436,10 @@ SPLIT_MEMORY = 0.25
 
 
 def _rule(optimizer: Optimizer, lr: float) -> tuple[Callable[..., None], str, tuple[str, ...], tuple[float, ...]]:
-    """The in-place rule for ``optimizer``, its name, its state arrays' prefixes and its constants."""
+    """The in-place rule for ``optimizer``, its name, its state arrays' prefixes and its constants.
+
+    Adam's constants count one more step (``Adam.advance``): call this once per step.
+    """
     if isinstance(optimizer, Adam):
         o = optimizer
         return _adam, "adam", ("m", "v"), (o.beta1, o.beta2, o.eps, o.advance(lr))
@@ -443,16 +450,21 @@ def _rule(optimizer: Optimizer, lr: float) -> tuple[Callable[..., None], str, tu
     return _sgd, "sgd", (), ()
 
 
-Job = Callable[[int, int], None]  # runs a parameter's passes on its rows [lo, hi)
+#: A parameter's penalty and rule on its rows ``[lo, hi)``, given the step's rule constants.
+Job = Callable[[int, int, tuple[float, ...]], None]
+Block = tuple[Job, int, int]
 
 
-def _job(rule: Callable[..., None], P: Array, G: Array, state: list[Array], consts: tuple[float, ...],
+def _job(rule: Callable[..., None], P: Array, G: Array, state: list[Array],
          penalty: tuple[Array, float, float] | None) -> Job:
-    def run(lo: int, hi: int) -> None:
+    rows = P.shape[0]
+
+    def run(lo: int, hi: int, consts: tuple[float, ...]) -> None:
+        arrays = (P, G, *state) if hi - lo == rows else [x[lo:hi] for x in (P, G, *state)]
         if penalty is not None:
             S, a, b = penalty
-            _penalty(P[lo:hi], G[lo:hi], S[lo:hi], a, b)
-        rule(P[lo:hi], G[lo:hi], *(s[lo:hi] for s in state), *consts)
+            _penalty(arrays[0], arrays[1], S if hi - lo == rows else S[lo:hi], a, b)
+        rule(*arrays, *consts)
     return run
 
 
@@ -463,14 +475,79 @@ def _compiling(ws: Workspace) -> bool:
     return ws.fused
 
 
-def _fused_job(name: str, P: Array, G: Array, state: list[Array], consts: tuple[float, ...],
-               penalty: tuple[Array, float, float] | None) -> Job:
+def _fused_job(name: str, P: Array, G: Array, state: list[Array], penalty: tuple[Array, float, float] | None) -> Job:
     """:func:`_job`'s passes as one compiled loop over the rows (:mod:`npmlp.fused`): the same bits."""
-    pen = None if penalty is None else (penalty[1], penalty[2], _TINY[P.dtype])
+    loop = fused.loop(name, P.dtype, None if penalty is None else (penalty[1], penalty[2], _TINY[P.dtype]))
+    flat = [x.reshape(-1) for x in (P, G, *state)]  # views: the arrays are contiguous (fused.supports)
+    rows = P.shape[0]
+    width = P.size // max(rows, 1)
 
-    def run(lo: int, hi: int) -> None:
-        fused.run(name, P[lo:hi], G[lo:hi], [s[lo:hi] for s in state], consts, pen)
+    def run(lo: int, hi: int, consts: tuple[float, ...]) -> None:
+        loop(flat if hi - lo == rows else [x[lo * width : hi * width] for x in flat], consts)
     return run
+
+
+@dataclass
+class _Plan:
+    """:func:`update_into`'s jobs for one optimizer, step scale and set of arrays.
+
+    Made on the first step and kept while nothing it was made from changes (:func:`_plan_fits`):
+    the arrays are checked by identity every step, so a parameter or optimizer state swapped
+    for another array (a loaded checkpoint, a non-contiguous one) makes a new plan, never an
+    update of a stale one.
+    """
+
+    key: tuple[Any, ...]
+    split: list[Block]  # heavy jobs, shared out in row blocks (see update_into)
+    whole: list[Block]  # the rest, each run in one go
+    arrays: tuple[Array, ...]  # the arrays its jobs work on, each checked by identity before a step
+
+
+def _state_keys(net: MLP, prefixes: tuple[str, ...]) -> list[list[str]]:
+    return [[f"{s}/{k}" for s in prefixes] for k in net.params]
+
+
+def _plan_arrays(net: MLP, ws: Workspace, optimizer: Optimizer, prefixes: tuple[str, ...]) -> tuple[Array, ...]:
+    """Every array a plan's jobs work on."""
+    state = optimizer.state
+    return (*net.params.values(), *ws.grads.values(), *ws.scratch.values(),
+            *(state[k] for keys in _state_keys(net, prefixes) for k in keys))
+
+
+def _plan_key(net: MLP, ws: Workspace, name: str, scale: float, penalty: bool) -> tuple[Any, ...]:
+    """Everything but the arrays that a plan depends on."""
+    return (name, scale, penalty, net.l1, net.l2, ws.fused, ws.threads, FUSED_MIN, SPLIT_WORK, tuple(net.params))
+
+
+def _plan_fits(plan: _Plan | None, key: tuple[Any, ...], arrays: tuple[Array, ...]) -> bool:
+    """Whether ``plan`` was made for ``key`` and these very arrays (the same objects)."""
+    return (plan is not None and plan.key == key and len(plan.arrays) == len(arrays)
+            and all(map(operator.is_, plan.arrays, arrays)))
+
+
+def _make_plan(net: MLP, ws: Workspace, optimizer: Optimizer, rule: Callable[..., None], name: str,
+               prefixes: tuple[str, ...], scale: float, penalty: bool) -> _Plan:
+    l1 = dict.fromkeys(net.params, 0.0)
+    l2 = dict.fromkeys(net.params, 0.0)
+    if penalty:
+        for (w, _), a, b in zip(net.layer_names, net.l1, net.l2, strict=True):
+            l1[w], l2[w] = a * scale, 2 * b * scale
+    split: list[Block] = []
+    whole: list[Block] = []
+    large = sum(P.size for P in net.params.values()) >= FUSED_MIN
+    for (k, P), keys in zip(net.params.items(), _state_keys(net, prefixes), strict=True):
+        pen = (ws.scratch[k], l1[k], l2[k]) if l1[k] or l2[k] else None
+        state = [optimizer.state[s] for s in keys]
+        # NOTE: plain SGD is one NumPy pass already; the rest is 2-17 passes against one loop
+        compiled = (large and (pen is not None or name != "sgd") and _compiling(ws)
+                    and fused.supports(P, ws.grads[k], *state))
+        job = (_fused_job(name, P, ws.grads[k], state, pen) if compiled
+               else _job(rule, P, ws.grads[k], state, pen))
+        cost = FUSED_PASSES if compiled else PASSES
+        work = P.size * (cost[name] + (cost["l1"] if l1[k] else 0) + (cost["l2"] if l2[k] else 0))
+        rows = P.shape[0]
+        (split if ws.threads > 1 and rows > 1 and work >= SPLIT_WORK else whole).append((job, 0, rows))
+    return _Plan(_plan_key(net, ws, name, scale, penalty), split, whole, _plan_arrays(net, ws, optimizer, prefixes))
 
 
 def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale: float,
@@ -481,46 +558,31 @@ def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale:
     Each weight matrix's penalty and rule run as one job over its rows; a large one (see
     :data:`SPLIT_WORK`) runs in :data:`BLOCKS` blocks of rows that this thread and ``ws``'s
     helper thread share, when ``ws.choose_split`` says that pays. Every pass is elementwise,
-    so the bits are those of one thread whatever the choice.
+    so the bits are those of one thread whatever the choice. The jobs are made once and kept
+    in ``ws`` (:class:`_Plan`): a small network's step is short enough for their making to show.
     """
     rule, name, prefixes, consts = _rule(optimizer, lr)
-    l1 = dict.fromkeys(net.params, 0.0)
-    l2 = dict.fromkeys(net.params, 0.0)
-    if penalty:
-        for (w, _), a, b in zip(net.layer_names, net.l1, net.l2, strict=True):
-            l1[w], l2[w] = a * scale, 2 * b * scale
-    split: list[tuple[Job, int, int]] = []
-    whole: list[tuple[Job, int, int]] = []
-    for k, P in net.params.items():
-        pen = (ws.scratch[k], l1[k], l2[k]) if l1[k] or l2[k] else None
-        state = [optimizer.state[f"{s}/{k}"] for s in prefixes]
-        # NOTE: plain SGD is one NumPy pass already; the rest is 2-17 passes against one loop,
-        # which pays from FUSED_MIN entries on
-        compiled = (P.size >= FUSED_MIN and (pen is not None or name != "sgd") and _compiling(ws)
-                    and fused.supports(P, ws.grads[k], *state))
-        job = (_fused_job(name, P, ws.grads[k], state, consts, pen) if compiled
-               else _job(rule, P, ws.grads[k], state, consts, pen))
-        cost = FUSED_PASSES if compiled else PASSES
-        work = P.size * (cost[name] + (cost["l1"] if l1[k] else 0) + (cost["l2"] if l2[k] else 0))
-        rows = P.shape[0]
-        (split if ws.threads > 1 and rows > 1 and work >= SPLIT_WORK else whole).append((job, 0, rows))
-    if not split:
-        _run_jobs(whole)
+    plan = ws.plan
+    if not _plan_fits(plan, _plan_key(net, ws, name, scale, penalty), _plan_arrays(net, ws, optimizer, prefixes)):
+        plan = ws.plan = _make_plan(net, ws, optimizer, rule, name, prefixes, scale, penalty)
+    assert plan is not None
+    if not plan.split:
+        _run_jobs(plan.whole, consts)
         return
     threaded = ws.choose_split()
     tic = time.perf_counter()
     if threaded:
-        _run_split(ws, split, whole)
+        _run_split(ws, plan.split, plan.whole, consts)
     else:
-        _run_jobs(split + whole)
+        _run_jobs(plan.split + plan.whole, consts)
     ws.record_split(threaded, time.perf_counter() - tic)
 
 
-def _run_split(ws: Workspace, split: list[tuple[Job, int, int]], whole: list[tuple[Job, int, int]]) -> None:
-    claims = _Claims([block for job, _, rows in split for block in _blocks(job, rows, BLOCKS)])
+def _run_split(ws: Workspace, split: list[Block], whole: list[Block], consts: tuple[float, ...]) -> None:
+    claims = _Claims([block for job, _, rows in split for block in _blocks(job, rows, BLOCKS)], consts)
     done = ws.helper().submit(claims.run)
     try:
-        _run_jobs(whole)
+        _run_jobs(whole, consts)
         claims.run()
     finally:
         # NOTE: a helper that has not started yet (its core busy elsewhere) is cancelled, and
@@ -530,12 +592,12 @@ def _run_split(ws: Workspace, split: list[tuple[Job, int, int]], whole: list[tup
             done.result()
 
 
-def _run_jobs(jobs: list[tuple[Job, int, int]]) -> None:
+def _run_jobs(jobs: list[Block], consts: tuple[float, ...]) -> None:
     for job, lo, hi in jobs:
-        job(lo, hi)
+        job(lo, hi, consts)
 
 
-def _blocks(job: Job, rows: int, n: int) -> list[tuple[Job, int, int]]:
+def _blocks(job: Job, rows: int, n: int) -> list[Block]:
     """``job`` on ``n`` blocks of rows of (nearly) equal size."""
     edges = [rows * i // n for i in range(n + 1)]
     return [(job, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
@@ -544,14 +606,14 @@ def _blocks(job: Job, rows: int, n: int) -> list[tuple[Job, int, int]]:
 class _Claims:
     """Row blocks that two threads take one at a time, until none is left."""
 
-    def __init__(self, blocks: list[tuple[Job, int, int]]) -> None:
-        self.blocks = blocks
+    def __init__(self, blocks: list[Block], consts: tuple[float, ...]) -> None:
+        self.blocks, self.consts = blocks, consts
         self.claim = itertools.count().__next__  # NOTE: atomic under the GIL: no block runs twice
 
     def run(self) -> None:
         while (i := self.claim()) < len(self.blocks):
             job, lo, hi = self.blocks[i]
-            job(lo, hi)
+            job(lo, hi, self.consts)
 
 
 def scaled_step(optimizer: Optimizer, params: Arrays, scaled_grads: Arrays, lr: float) -> None:
