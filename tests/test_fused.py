@@ -114,3 +114,31 @@ def test_the_run_records_numba_but_a_resume_without_it_is_no_difference() -> Non
     # the compiled rules give the NumPy passes' bits: a resume on a stack without numba differs in nothing that counts
     assert runs.stack_differences({**stack, "numba": None}, stack) == []
     assert runs.stack_differences({**stack, "numpy": "1.0"}, stack) == [f"numpy 1.0 -> {stack['numpy']}"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [7, 9])  # the whole buffer, and a last minibatch of fewer rows
+def test_the_compiled_rect_layer_equals_numpy_bit_for_bit(dtype: str, n: int) -> None:
+    # forward: A += b, H = maximum(A, 0) (kernels.linear_into, activate_into); backward: dH * (A > 0)
+    rng = np.random.default_rng(5)
+    K_, h = 9, 6
+    odd = np.concatenate([odd_values(dtype), np.array([np.nan, -np.nan, np.inf, -np.inf], dtype)])
+    A = np.asfortranarray(rng.standard_normal((K_, h)).astype(dtype))
+    A.T.reshape(-1)[: odd.size] = odd  # column-major: the odd values fill the first columns
+    b = rng.standard_normal(h).astype(dtype)
+    b[:2] = 0.0  # so that the odd values reach the activation unchanged
+    dH = np.asfortranarray(rng.standard_normal((K_, h)).astype(dtype))
+    dH[:3, 3] = [-1.0, np.inf, np.nan]
+    Z = np.zeros((K_, h), dtype, order="F")
+    with np.errstate(invalid="ignore"):  # inf * 0, on purpose
+        want_A = A.copy(order="F")
+        want_A[:n] += b
+        want_H = np.maximum(want_A[:n], Z[:n])
+        want_dH = dH.copy(order="F")
+        want_dH[:n] *= np.greater(want_A[:n], Z[:n]).astype(dtype)
+        H = np.full((K_, h), 7.0, dtype, order="F")
+        fused.rect_forward(A, b, H, n)
+        fused.rect_backward(dH, A, n)
+    for got, want in ((A, want_A), (H[:n], want_H), (dH, want_dH)):
+        np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+    assert (H[n:] == 7.0).all()  # rows past the minibatch untouched

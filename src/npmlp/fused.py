@@ -5,7 +5,8 @@ is twelve of them, the elastic net's gradient five more, and each pass reads and
 matrices. Here each rule, with the penalty's gradient, is one loop that reads ``theta``,
 ``g`` and the rule's state once and writes them once. numba compiles it (``pip install
 'npmlp[fast]'``); without numba, or with ``NPMLP_FUSED=0`` in the environment, the NumPy
-passes run instead, and they stay the reference.
+passes run instead, and they stay the reference. A rect layer's bias and activation, and its
+derivative in the backprop, are compiled the same way (one pass each instead of two).
 
 The bits are the NumPy passes' bits: each loop performs the same float operations in the
 same order, in the parameter's own dtype (the constants cast to it first, as NumPy casts a
@@ -81,7 +82,30 @@ def _compile() -> dict[str, Callable[..., None]]:
             v[i] = vi
             p[i] = p[i] - (mi / (np.sqrt(vi) + eps)) * step
 
-    return {"sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam}
+    return {"sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam, **_rect_layer(jit)}
+
+
+def _rect_layer(jit: Callable[[Any], Any]) -> dict[str, Callable[..., None]]:
+    """A rect layer's bias and activation, and its derivative, compiled by ``jit``."""
+
+    @jit
+    def rect_forward(A: Any, b: Any, H: Any, n: int, zero: Any) -> None:
+        # kernels.linear_into's A += b, then activate_into's H = maximum(A, 0), one column (unit) at a time
+        for j in range(A.shape[1]):
+            bj = b[j]
+            for i in range(n):
+                a = A[i, j] + bj
+                A[i, j] = a
+                H[i, j] = a if (a > zero or a != a) else zero  # NumPy's maximum: nan stays, -0 gives +0
+
+    @jit
+    def rect_backward(dH: Any, A: Any, n: int, one: Any, zero: Any) -> None:
+        # kernels.activation_backward_into's dH * (A > 0), the 0/1 mask as a float
+        for j in range(A.shape[1]):
+            for i in range(n):
+                dH[i, j] = dH[i, j] * (one if A[i, j] > zero else zero)
+
+    return {"rect_forward": rect_forward, "rect_backward": rect_backward}
 
 
 @cache
@@ -95,6 +119,27 @@ def rules() -> dict[str, Callable[..., None]] | None:
         return None
 
 
+def _scalars(dtype: np.dtype[Any]) -> tuple[Any, Any]:
+    """0 and 1 in ``dtype`` (float64 as Python floats: numba takes them faster)."""
+    t: Callable[[Any], Any] = float if dtype == np.float64 else dtype.type
+    return t(0), t(1)
+
+
+def rect_forward(A: Array, b: Array, H: Array, n: int) -> None:
+    """``A[:n] += b; H[:n] = maximum(A[:n], 0)`` in one pass, for column-major ``(K, h)`` buffers ``A``, ``H``."""
+    compiled = rules()
+    assert compiled is not None
+    compiled["rect_forward"](A, b, H, n, _scalars(A.dtype)[0])
+
+
+def rect_backward(dH: Array, A: Array, n: int) -> None:
+    """``dH[:n] *= (A[:n] > 0)`` in one pass, for column-major ``(K, h)`` buffers ``dH``, ``A``."""
+    compiled = rules()
+    assert compiled is not None
+    zero, one = _scalars(A.dtype)
+    compiled["rect_backward"](dH, A, n, one, zero)
+
+
 def version() -> str | None:
     """numba's version where the compiled rules would run (installed, not turned off), else None.
 
@@ -104,6 +149,11 @@ def version() -> str | None:
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def supports_dtype(dtype: np.dtype[Any]) -> bool:
+    """Whether the compiled loops take arrays of ``dtype`` (float32, float64)."""
+    return dtype in _FLOATS
 
 
 def supports(*arrays: Array) -> bool:
