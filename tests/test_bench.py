@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npmlp import bench, bench_impls, bench_machine
+from npmlp import bench, bench_format, bench_impls, bench_machine
 from npmlp.bench import IMPLS, format_bench, interleave, run_bench, summarize, training_data
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -56,6 +56,7 @@ def test_document_structure_and_ratios(tiny: tuple[np.ndarray, np.ndarray]) -> N
         best = c["results"]["npmlp-matrix"]["min"] / c["results"]["gemm-only"]["min"]
         assert c["npmlp_over_gemm_best"] == pytest.approx(best)
         assert c["results"]["npmlp-loop"]["timed_rows"] == 50  # one minibatch, scaled to the epoch
+        assert c["steady"] == bench.steady_rounds(c["results"]) and c["steady"]["of"] == 2
 
 
 def test_without_numba_there_is_no_numpy_row(tiny: tuple[np.ndarray, np.ndarray],
@@ -377,3 +378,20 @@ def test_time_to_accuracy_runs_the_recipe_on_tiny_data(rng: np.random.Generator)
     assert doc["recipe"]["epochs"] == 2 and all(len(doc["curves"][k][0]["test_error"]) == 2 for k in impls)
     assert list(doc["median_seconds_to"]["npmlp"]) == [f"{t:.3f}" for t in tta.THRESHOLDS]
     assert "npmlp" in tta.format_table(doc)
+
+
+def test_steady_rounds_are_those_at_the_machines_fastest_with_their_paired_ratios() -> None:
+    # rounds 1 and 3 are a slow phase: GEMM-only 1.5x and npmlp 2x their fastest; round 2's
+    # npmlp alone is 1.25x its fastest (over the 20% allowed), round 4's GEMM-only 1.05x (within 10%)
+    runs = {"npmlp-matrix": [1.0, 2.0, 1.25, 2.0, 1.1], "gemm-only": [0.8, 1.2, 0.8, 1.2, 0.84],
+            "torch": [2.0, 2.0, 2.0, 2.0, 1.0], "npmlp-numpy": [9.0] * 5}
+    st = bench.steady_rounds(summarize(runs))
+    assert st is not None and st["rounds"] == [0, 4] and st["of"] == 5 and st["within"] == [0.1, 0.2]
+    assert st["npmlp_over_gemm"] == pytest.approx([1.0 / 0.8, 1.1 / 0.84])
+    assert st["npmlp_over_torch"] == pytest.approx([0.5, 1.1])
+    assert "npmlp_over_sklearn" not in st  # not run
+    line = bench_format._steady_line(st)
+    assert "2 of 5" in line and "1.25-1.31x the GEMM-only limit" in line and "0.50-1.10x torch's epoch" in line
+    assert bench.steady_rounds(summarize({"npmlp-matrix": [1.0], "torch": [1.0]})) is None  # no GEMM-only
+    never = {"rounds": [], "of": 3, "within": [0.1, 0.2]}
+    assert bench_format._steady_line(never).endswith("never ran steadily; run again")

@@ -85,6 +85,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: this fraction of the median means the machine itself changed speed during the run (a
 #: virtual machine's host can, unseen by the load average); their ratio is then unreliable.
 UNSTEADY_IQR = 0.10
+#: A round is steady when GEMM-only's epoch is within the first fraction of its fastest and
+#: npmlp's within the second: this project's machine has slow phases that double npmlp's
+#: epoch (its memory-bound passes and thread hand-overs) while GEMM-only's moves by 0-50%.
+STEADY = (0.10, 0.20)
+#: The peers whose per-round ratio to npmlp the steady rounds report, by their short names.
+STEADY_PEERS = {"gemm-only": "gemm", "torch": "torch", "sklearn": "sklearn"}
 
 #: Seconds of idleness before each timed epoch. Worker threads of the implementation that
 #: ran before (PyTorch's in particular) keep cores busy for a while after it returns: the
@@ -126,6 +132,27 @@ def summarize(runs: dict[str, list[float]], base: str = BASE) -> dict[str, dict[
     return out
 
 
+def steady_rounds(results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The rounds that ran at the machine's steady speed (:data:`STEADY`) and npmlp's ratios in them.
+
+    Returns ``{"rounds": [i, ...], "of": n, "within": [0.1, 0.2], "npmlp_over_gemm": [lo, hi], ...}``:
+    the indices of the steady rounds, how many rounds there were, the thresholds, and the range
+    of npmlp's per-round ratio to each peer of :data:`STEADY_PEERS` over them (a round's epochs
+    ran seconds apart, so a ratio within a round is paired). None without npmlp-matrix and GEMM-only.
+    """
+    if BASE not in results or "gemm-only" not in results:
+        return None
+    n, g = results[BASE]["runs"], results["gemm-only"]["runs"]
+    rounds = [i for i, (a, b) in enumerate(zip(n, g, strict=True))
+              if b <= (1 + STEADY[0]) * min(g) and a <= (1 + STEADY[1]) * min(n)]
+    out: dict[str, Any] = {"rounds": rounds, "of": len(n), "within": list(STEADY)}
+    for impl, short in STEADY_PEERS.items():
+        if impl in results and rounds:
+            ratios = [n[i] / results[impl]["runs"][i] for i in rounds]
+            out[f"npmlp_over_{short}"] = [min(ratios), max(ratios)]
+    return out
+
+
 def bench_config(p: Problem, *, name: str, impls: Sequence[str], repeats: int, loop_batches: int,
                  log: Callable[[str], None] | None = None, settle: float = SETTLE) -> dict[str, Any]:
     """Time ``impls`` interleaved on one problem; the configuration's section of the document."""
@@ -144,7 +171,8 @@ def bench_config(p: Problem, *, name: str, impls: Sequence[str], repeats: int, l
             # NOTE: a slower host only ever adds time, so the fastest rounds are the least disturbed
             # view of the same ratio; reported beside the medians', never instead of them.
             "npmlp_over_gemm_best": (results[BASE]["min"] / results["gemm-only"]["min"]
-                                     if BASE in results and limit else None)}
+                                     if BASE in results and limit else None),
+            "steady": steady_rounds(results)}
 
 
 @dataclass
@@ -235,7 +263,8 @@ def run_bench(options: BenchOptions | None = None, /, **settings: Any) -> dict[s
     dict
         ``{"machine", "settings", "configs": [{"name", "hidden", "dtype", "batch_size",
         "results": {impl: {"median", "min", "max", "runs", "ratio_to_npmlp", ...}},
-        "npmlp_over_gemm", "npmlp_over_gemm_best", "order", "memory", ...}], "skipped", "warnings"}``.
+        "npmlp_over_gemm", "npmlp_over_gemm_best", "steady", "order", "memory", ...}], "skipped", "warnings"}``
+        (``steady``: :func:`steady_rounds`).
     """
     o = options if options is not None else BenchOptions(**settings)
     configs = o.sections()

@@ -45,6 +45,8 @@ def _section(c: dict[str, Any], skipped: dict[str, str]) -> list[str]:
     if c.get("npmlp_over_gemm"):
         lines.append(f"npmlp-matrix takes {c['npmlp_over_gemm']:.2f}x the GEMM-only limit "
                      f"(medians; fastest rounds: {c['npmlp_over_gemm_best']:.2f}x)")
+    if c.get("steady"):
+        lines.append(_steady_line(c["steady"]))
     mem = c.get("memory")
     if mem and "error" not in mem:
         lines.append(f"memory: data {_mb(mem['data_bytes'])}; interpreter before data {_mb(mem['rss_before_data'])}; "
@@ -54,6 +56,21 @@ def _section(c: dict[str, Any], skipped: dict[str, str]) -> list[str]:
     elif mem:
         lines.append(f"memory: not measured ({mem['error']})")
     return lines
+
+
+#: How the steady rounds name each peer (see npmlp.bench.steady_rounds).
+_PEER_TEXT = {"gemm": "the GEMM-only limit", "torch": "torch's epoch", "sklearn": "sklearn's epoch"}
+
+
+def _steady_line(st: dict[str, Any]) -> str:
+    g, n = st["within"]
+    head = (f"steady rounds (GEMM-only within {g:.0%} and npmlp within {n:.0%} of their fastest): "
+            f"{len(st['rounds'])} of {st['of']}")
+    if not st["rounds"]:
+        return head + ": the machine never ran steadily; run again"
+    ranges = [f"{st[k][0]:.2f}-{st[k][1]:.2f}x {text}" for short, text in _PEER_TEXT.items()
+              if (k := f"npmlp_over_{short}") in st]
+    return head + "; in them npmlp-matrix takes " + ", ".join(ranges)
 
 
 def format_bench(doc: dict[str, Any]) -> str:
