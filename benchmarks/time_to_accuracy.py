@@ -16,7 +16,10 @@ seconds of rest. After every epoch each model's test error is measured (not time
 
 Reported for each threshold (every 1% of test error from 20% down, then 10.5%): the
 training seconds until the first epoch at or under it, the median over seeds (``None``
-where a seed never got there), and npmlp's median over PyTorch's.
+where a seed never got there), and npmlp's median over PyTorch's; then npmlp's epoch over
+PyTorch's, paired epoch by epoch, over the epochs where both ran at steady speed
+(:func:`steady_epochs`): the machine's slow phases weigh on the times above by how many
+epochs they took.
 """
 
 from __future__ import annotations
@@ -120,6 +123,28 @@ def median_or_none(values: Sequence[float | None]) -> float | None:
     return None if math.isinf(m) else m
 
 
+#: An epoch pair is steady when both epochs are within this fraction of their implementation's
+#: fastest (the machine's slow phases double npmlp's epochs, see npmlp.bench.STEADY).
+STEADY = 0.20
+
+
+def steady_epochs(curves: dict[str, list[dict[str, list[float]]]]) -> dict[str, Any] | None:
+    """npmlp's epoch over PyTorch's, paired epoch by epoch, over the pairs where both ran at steady speed.
+
+    Returns ``{"pairs": n, "of": total, "median": r, "range": [lo, hi]}``, or None without both.
+    """
+    if not {"npmlp", "torch"} <= set(curves):
+        return None
+    pairs = [(a, b) for cn, ct in zip(curves["npmlp"], curves["torch"], strict=True)
+             for a, b in zip(cn["seconds"], ct["seconds"], strict=True)]
+    fastest = min(a for a, _ in pairs), min(b for _, b in pairs)
+    ratios = [a / b for a, b in pairs if a <= (1 + STEADY) * fastest[0] and b <= (1 + STEADY) * fastest[1]]
+    out: dict[str, Any] = {"pairs": len(ratios), "of": len(pairs)}
+    if ratios:
+        out.update(median=statistics.median(ratios), range=[min(ratios), max(ratios)])
+    return out
+
+
 def run(data: Any, seeds: Sequence[int], epochs: int, settle: float, impls: Sequence[str],
         log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train every implementation for every seed, epochs alternating; the curves and times to each error."""
@@ -143,7 +168,7 @@ def run(data: Any, seeds: Sequence[int], epochs: int, settle: float, impls: Sequ
     epoch_median = {k: statistics.median(s for c in curves[k] for s in c["seconds"]) for k in impls}
     return {"recipe": {**RECIPE, "epochs": epochs}, "seeds": list(seeds), "curves": curves,
             "median_seconds_to": {k: {f"{t:.3f}": v for t, v in times[k].items()} for k in impls},
-            "median_epoch_seconds": epoch_median}
+            "median_epoch_seconds": epoch_median, "steady_epochs": steady_epochs(curves)}
 
 
 def format_table(doc: dict[str, Any]) -> str:
@@ -161,6 +186,11 @@ def format_table(doc: dict[str, Any]) -> str:
         lines.append(f"{float(t):>10.1%} {text}")
     per_epoch = doc["median_epoch_seconds"]
     lines.append("median seconds per epoch: " + ", ".join(f"{k} {v:.3f}" for k, v in per_epoch.items()))
+    st = doc.get("steady_epochs")
+    if st:
+        lines.append(f"steady epochs (both within {STEADY:.0%} of their fastest): {st['pairs']} of {st['of']} pairs"
+                     + (f"; npmlp / torch median {st['median']:.2f}x ({st['range'][0]:.2f}-{st['range'][1]:.2f}x)"
+                        if st["pairs"] else "; none: the machine never ran steadily"))
     return "\n".join(lines)
 
 

@@ -367,6 +367,17 @@ def test_time_to_accuracy_reports_the_first_epoch_at_each_error() -> None:
     assert tta.median_or_none([3.0, None, 1.0]) == 3.0 and tta.median_or_none([None, None, 1.0]) is None
 
 
+def test_time_to_accuracy_pairs_the_steady_epochs() -> None:
+    tta = load_script("time_to_accuracy")
+    # two seeds; npmlp's second epoch of seed 0 and torch's first of seed 1 are slow (2x)
+    curves = {"npmlp": [{"seconds": [1.0, 2.0]}, {"seconds": [1.1, 1.0]}],
+              "torch": [{"seconds": [1.5, 1.5]}, {"seconds": [3.0, 1.6]}]}
+    st = tta.steady_epochs(curves)
+    assert st == {"pairs": 2, "of": 4, "median": pytest.approx((1.0 / 1.5 + 1.0 / 1.6) / 2),
+                  "range": pytest.approx([1.0 / 1.6, 1.0 / 1.5])}
+    assert tta.steady_epochs({"npmlp": curves["npmlp"]}) is None  # no peer to pair with
+
+
 def test_time_to_accuracy_runs_the_recipe_on_tiny_data(rng: np.random.Generator) -> None:
     from types import SimpleNamespace
 
@@ -378,6 +389,8 @@ def test_time_to_accuracy_runs_the_recipe_on_tiny_data(rng: np.random.Generator)
     assert doc["recipe"]["epochs"] == 2 and all(len(doc["curves"][k][0]["test_error"]) == 2 for k in impls)
     assert list(doc["median_seconds_to"]["npmlp"]) == [f"{t:.3f}" for t in tta.THRESHOLDS]
     assert "npmlp" in tta.format_table(doc)
+    if "torch" in impls:
+        assert doc["steady_epochs"]["of"] == 2 and "steady epochs" in tta.format_table(doc)
 
 
 def test_steady_rounds_are_those_at_the_machines_fastest_with_their_paired_ratios() -> None:
