@@ -103,7 +103,7 @@ class Workspace:
         self.threads = 2 if usable_cpus() >= 2 else 1
         #: Whether the update rules run as compiled loops (:mod:`npmlp.fused`; numba installed
         #: and not turned off): the same bits as the NumPy passes, in fewer reads and writes.
-        #: None until a parameter large enough asks (numba takes 0.4 s to import).
+        #: None until the first step of a large network asks (numba takes 0.4 s to import).
         self.fused: bool | None = None
         self._helper: ThreadPoolExecutor | None = None
         #: update_into's jobs, made on its first step (see kernels._Plan).
