@@ -190,7 +190,7 @@ def test_a_split_update_waits_for_its_other_half_and_raises_its_error(monkeypatc
 def test_the_update_plan_is_kept_and_remade_when_an_array_is_swapped(name: str) -> None:
     # update_into keeps its jobs between steps (kernels._Plan); a parameter or a state swapped
     # for another array (here a Fortran-ordered copy: no compiled loop can take it) must be the
-    # one updated, exactly as the NumPy passes of a twin that never kept a plan update theirs
+    # one updated, exactly as a twin that makes its plan anew every step updates its own
     def fresh() -> tuple[MLP, K.Workspace, object]:
         net = MLP.initialize((40, 30, 3), rng=np.random.default_rng(2), l1=1e-3, l2=1e-3)
         return net, K.Workspace(net, 4), make_optimizer(name, net.params)
