@@ -168,12 +168,12 @@ def supports_dtype(dtype: np.dtype[Any]) -> bool:
 def supports(*arrays: Array) -> bool:
     """Whether one compiled loop can run over ``arrays``: float32 or float64, one dtype, contiguous."""
     dt = arrays[0].dtype
-    return dt in _FLOATS and all(a.dtype == dt and a.flags.c_contiguous for a in arrays)
+    return supports_dtype(dt) and all(a.dtype == dt and a.flags.c_contiguous for a in arrays)
 
 
 def penalty_constants(dtype: np.dtype[Any], tiny: Any, a: float, b: float) -> tuple[Any, ...]:
     """The penalty's constants in ``dtype``, as :func:`npmlp.kernels.l1_sign` and ``_penalty`` apply them."""
-    t = dtype.type
+    t = _cast(dtype)
     f1, f2 = (a / tiny, 1.0) if a < 2 else (1 / tiny, a)
     return bool(a), t(f1), t(f2), t(tiny), bool(b), t(b)
 
@@ -189,7 +189,7 @@ def loop(name: str, dtype: np.dtype[Any], penalty: tuple[float, float, Any] | No
     assert compiled is not None
     rule, t = compiled[name], _cast(dtype)
     a, b, tiny = penalty if penalty is not None else (0.0, 0.0, 1.0)
-    pen = tuple(x if isinstance(x, bool) else t(x) for x in penalty_constants(dtype, tiny, a, b))
+    pen = penalty_constants(dtype, tiny, a, b)
 
     def run(arrays: list[Array], consts: tuple[float, ...]) -> None:
         rule(*arrays, *[t(c) for c in consts], *pen)
