@@ -23,14 +23,23 @@ Timed interleaved (A B C ... A B C) on the configuration's data, one epoch each:
   gradient, SGD update) written out with the fewest NumPy calls its math needs, no
   function layers, no dicts (one hidden layer), on minibatches that are
   ``step-gather``: the shuffled rows gathered in line, as the training loop does for wide
-  layers; ``step-stream``: contiguous slices in order, streamed from memory as gemm-only
-  reads them (no gather at all); ``step-cache``: the same few minibatches again and again,
-  already in cache (the best a gathering thread could hand over).
+  layers; ``step-prefetch``: the same rows gathered ahead by the training loop's own
+  gathering thread (:class:`npmlp.minibatches.Prefetcher`) while BLAS runs on one thread, as
+  it does for light layers; ``step-stream``: contiguous slices in order, streamed from memory
+  as gemm-only reads them (no gather at all); ``step-cache``: the same few minibatches again
+  and again, already in cache (the best a gathering thread could hand over)
+- ``gemm-1thread``: gemm-only's products on one BLAS thread, as they run while a gathering
+  thread takes the other core
 
 and reported with the floors ``(gemm + gather + update) / gemm`` (nothing else costs
-anything, the gather is not hidden) and ``(gemm + update) / gemm`` (the gather fully
-hidden in another thread, which only pays while BLAS leaves a core idle), and each
+anything, the gather is not hidden), ``(gemm + update) / gemm`` (the gather fully
+hidden in another thread, which only pays while BLAS leaves a core idle) and
+``(gemm-1thread + update) / gemm`` (the gather hidden on a core taken from BLAS), and each
 ``step-*`` over gemm-only: what any NumPy implementation of the step costs at best.
+Every timed epoch starts after a rest (``--settle``, as ``npmlp bench``): without it, an
+epoch that follows two-thread products pays for the BLAS threads still spinning after them
+(the assignment's network, Haswell kernel: npmlp's epoch 0.15 s right after gemm-only's,
+0.104 s after its own or a rest).
 """
 
 from __future__ import annotations
@@ -43,15 +52,15 @@ import time
 
 import numpy as np
 
-from npmlp.bench import PRESETS, Problem, gemm_epoch, npmlp_epoch, pinned_threads, training_data
+from npmlp.bench import PRESETS, SETTLE, Problem, gemm_epoch, interleave, npmlp_epoch, pinned_threads, training_data
 from npmlp.kernels import gradient_scale, update_into
-from npmlp.minibatches import gather_rows
+from npmlp.minibatches import Prefetcher, gather_rows, one_blas_thread
 from npmlp.training import TrainConfig, Trainer
 
 #: ``step-cache`` cycles through this many minibatches (K = 100 rows of Fashion-MNIST in
 #: float64: 5 MB, inside the 32 MB last-level cache of the project's machine).
 CACHED_BATCHES = 8
-SOURCES = ("gather", "stream", "cache")
+SOURCES = ("gather", "prefetch", "stream", "cache")
 
 
 def gather_epoch(p: Problem):
@@ -67,6 +76,15 @@ def gather_epoch(p: Problem):
         return time.perf_counter() - tic
 
     return epoch
+
+
+def one_thread_epoch(epoch):
+    """``epoch`` with BLAS on one thread, as the training loop runs it while a thread gathers."""
+    def timed() -> float:
+        with one_blas_thread():
+            return epoch()
+
+    return timed
 
 
 def update_epoch(p: Problem, threads: int | None = None, optimizer: str | None = None):
@@ -99,9 +117,9 @@ def step_floor(p: Problem, source: str = "gather"):
     """One epoch of the whole SGD step, inlined with the fewest NumPy calls (one hidden layer, rect).
 
     The network is initialised as :class:`npmlp.training.Trainer` does for the same seed
-    and with ``source="gather"`` visits the same shuffled minibatches: its parameters after
-    an epoch are those of ``Trainer.run_epoch``, bit for bit (tested), so the floor does all
-    of the step's work, in the fewest calls. Returns ``(epoch, net)``.
+    and with ``source="gather"`` or ``"prefetch"`` visits the same shuffled minibatches: its
+    parameters after an epoch are those of ``Trainer.run_epoch``, bit for bit (tested), so the
+    floor does all of the step's work, in the fewest calls. Returns ``(epoch, net)``.
     """
     if len(p.hidden) != 1 or source not in SOURCES:
         raise ValueError(f"one hidden layer and a source in {SOURCES}. Got {p.hidden} and {source!r} instead.")
@@ -139,6 +157,7 @@ def step_floor(p: Problem, source: str = "gather"):
 
     n = X.shape[0]
     cache = np.ascontiguousarray(X[: CACHED_BATCHES * K]) if source == "cache" else None
+    prefetcher = Prefetcher(K)
 
     def epoch() -> float:
         tic = time.perf_counter()
@@ -146,6 +165,10 @@ def step_floor(p: Problem, source: str = "gather"):
             order = rng.permutation(n)
             for s in range(0, n, K):
                 step(*gather_rows(X, y, order[s : s + K], Xbuf, ybuf))
+        elif source == "prefetch":
+            with one_blas_thread():
+                for Xb, yb in prefetcher.minibatches(X, y, rng.permutation(n), 0):
+                    step(Xb, yb)
         elif source == "stream":
             for s in range(0, n, K):
                 step(X[s : s + K], y[s : s + K])
@@ -158,8 +181,10 @@ def step_floor(p: Problem, source: str = "gather"):
     return epoch, net
 
 
-def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = None, batch_size: int = 100) -> dict:
-    """Time the epochs of preset ``name`` interleaved; the medians, mins and floors.
+def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = None, batch_size: int = 100,
+          settle: float = SETTLE) -> dict:
+    """Time the epochs of preset ``name`` interleaved, each after ``settle`` seconds of rest; the medians,
+    mins and floors.
 
     ``data``, an ``(X, y)`` pair, replaces Fashion-MNIST's training split.
     """
@@ -167,25 +192,25 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
     X, y, m = training_data("fashion-mnist", c["dtype"], data=data)
     p = Problem(X, y, m, tuple(c["hidden"]), c.get("batch_size", batch_size), c.get("lr", 0.03), c["l1"], c["l2"], 0,
                 c.get("optimizer", "sgd"))
-    epochs = {"gemm-only": gemm_epoch(p), "gather-only": gather_epoch(p), "update-only": update_epoch(p),
+    gemm = gemm_epoch(p)
+    epochs = {"gemm-only": gemm, "gemm-1thread": one_thread_epoch(gemm), "gather-only": gather_epoch(p),
+              "update-only": update_epoch(p),
               "update-1thread": update_epoch(p, threads=1), "npmlp-matrix": npmlp_epoch(p),
               **{f"step-{s}": step_floor(p, s)[0] for s in SOURCES}}
     if p.optimizer != "sgd":
         epochs["update-sgd"] = update_epoch(Problem(**{**vars(p), "l1": 0.0, "l2": 0.0}), optimizer="sgd")
-    runs: dict[str, list[float]] = {k: [] for k in epochs}
+    def log(line: str) -> None:
+        print(f"[{name}] {line}", file=sys.stderr)
+
     with pinned_threads(threads):
-        for f in epochs.values():  # warm-up
-            f()
-        for r in range(repeats):
-            for k, f in epochs.items():
-                runs[k].append(f())
-            print(f"[{name}] round {r + 1}/{repeats}", file=sys.stderr)
+        _, runs, _ = interleave(epochs, repeats, settle=settle, log=log)
     med = {k: statistics.median(v) for k, v in runs.items()}
     g = med["gemm-only"]
     return {"config": name, **{k: c[k] for k in ("hidden", "dtype", "l1", "l2")}, "median_seconds": med,
             "min_seconds": {k: min(v) for k, v in runs.items()},
             "floor_sequential": (g + med["gather-only"] + med["update-only"]) / g,
             "floor_gather_hidden": (g + med["update-only"]) / g,
+            "floor_gather_hidden_one_thread": (med["gemm-1thread"] + med["update-only"]) / g,
             **{f"step_{s}_over_gemm": med[f"step-{s}"] / g for s in SOURCES},
             # the inlined step runs SGD: with another rule, swap its update for the rule's
             "step_gather_rule_over_gemm": ((med["step-gather"] - med["update-sgd"] + med["update-only"]) / g
@@ -199,9 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", nargs="+", choices=sorted(PRESETS), default=["A", "B"])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=None, help="BLAS threads (default: usable CPUs)")
+    ap.add_argument("--settle", type=float, default=SETTLE, help=f"seconds of rest before each timed epoch ({SETTLE})")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    docs = [floor(name, args.repeats, args.threads) for name in args.config]
+    if not 0 <= args.settle <= 60:  # also refuses nan
+        ap.error(f"--settle must be 0-60 seconds. Got {args.settle} instead.")
+    docs = [floor(name, args.repeats, args.threads, settle=args.settle) for name in args.config]
     if args.json:
         print(json.dumps(docs, indent=1))
         return 0
@@ -209,11 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{d['config']}] hidden {d['hidden']}, {d['dtype']}, l1={d['l1']}, l2={d['l2']}: "
               f"median seconds per epoch of {args.repeats} interleaved rounds")
         for k, v in d["median_seconds"].items():
-            print(f"  {k:<13} {v:8.4f}   {v / d['median_seconds']['gemm-only']:5.2f}x gemm-only")
+            print(f"  {k:<14} {v:8.4f}   {v / d['median_seconds']['gemm-only']:5.2f}x gemm-only")
         print(f"  floor, gather in line:     {d['floor_sequential']:.3f}x gemm-only")
         print(f"  floor, gather hidden:      {d['floor_gather_hidden']:.3f}x gemm-only")
+        print(f"  floor, gather on a core taken from BLAS: {d['floor_gather_hidden_one_thread']:.3f}x gemm-only")
         for s in SOURCES:
-            print(f"  whole step inlined, {s:<6} {d[f'step_{s}_over_gemm']:.3f}x gemm-only")
+            print(f"  whole step inlined, {s:<8} {d[f'step_{s}_over_gemm']:.3f}x gemm-only")
         if "update-sgd" in d["median_seconds"]:
             print(f"  step-gather with its rule: {d['step_gather_rule_over_gemm']:.3f}x gemm-only "
                   "(the inlined SGD step, its P -= G swapped for the rule's update)")

@@ -220,22 +220,25 @@ def load_floor():
 
 
 def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarray]) -> None:
-    doc = load_floor().floor("B", 2, None, data=tiny, batch_size=50)
+    doc = load_floor().floor("B", 2, None, data=tiny, batch_size=50, settle=0.0)
     med = doc["median_seconds"]
-    steps = {"step-gather", "step-stream", "step-cache"}
-    assert set(med) == {"gemm-only", "gather-only", "update-only", "update-1thread", "npmlp-matrix"} | steps
+    steps = {"step-gather", "step-prefetch", "step-stream", "step-cache"}
+    assert set(med) == {"gemm-only", "gemm-1thread", "gather-only", "update-only", "update-1thread",
+                        "npmlp-matrix"} | steps
     assert all(v > 0 for v in med.values()) and doc["dtype"] == "float32"
     g = med["gemm-only"]
     assert math.isclose(doc["floor_sequential"], (g + med["gather-only"] + med["update-only"]) / g)
     assert math.isclose(doc["floor_gather_hidden"], (g + med["update-only"]) / g)
+    assert math.isclose(doc["floor_gather_hidden_one_thread"], (med["gemm-1thread"] + med["update-only"]) / g)
     assert math.isclose(doc["npmlp_over_gemm"], med["npmlp-matrix"] / g)
     for s in steps:
         assert math.isclose(doc[f"{s.replace('-', '_')}_over_gemm"], med[s] / g)
 
 
+@pytest.mark.parametrize("source", ["gather", "prefetch"])
 @pytest.mark.parametrize("dtype, l1, l2", [("float64", 1e-3, 1e-3), ("float32", 0.0, 0.0), ("float32", 0.0, 1e-2)])
 def test_the_inlined_step_of_the_floor_does_all_of_the_training_step(
-    rng: np.random.Generator, dtype: str, l1: float, l2: float
+    rng: np.random.Generator, dtype: str, l1: float, l2: float, source: str
 ) -> None:
     # The floor claims the fewest calls for the same work: after two epochs on the same
     # shuffled minibatches its parameters must be the training loop's, bit for bit.
@@ -243,7 +246,7 @@ def test_the_inlined_step_of_the_floor_does_all_of_the_training_step(
 
     X, y = rng.standard_normal((437, 12)).astype(dtype), rng.integers(0, 4, 437)
     p = bench.Problem(X, y, 4, (9,), 50, 0.05, l1, l2, 3)
-    epoch, net = load_floor().step_floor(p, "gather")
+    epoch, net = load_floor().step_floor(p, source)
     config = TrainConfig(hidden=(9,), l1=l1, l2=l2, dtype=dtype, lr=0.05, batch_size=50, seed=3)
     trainer_rng = np.random.default_rng(3)
     trainer = Trainer(config.build(12, 4, trainer_rng), config, trainer_rng)
