@@ -245,6 +245,31 @@ def test_running_train_metrics_are_the_epochs_minibatches_and_change_no_paramete
     assert [r["valid_loss"] for r in running.history] == [r["valid_loss"] for r in exact.history]
 
 
+@pytest.mark.parametrize("metrics", ["exact", "running"])
+def test_only_running_train_metrics_count_in_the_steps(monkeypatch: pytest.MonkeyPatch, metrics: str) -> None:
+    # The running tally (an argmax, a log and a sum per minibatch) is work that exact metrics
+    # never read: their steps must be given no tally, and the state's stays empty.
+    from npmlp import training
+    from npmlp.kernels import Tally
+
+    tallies: list[object] = []
+    real = training.train_step
+
+    def spy(*args: Any) -> None:
+        tallies.append(args[8])  # train_step(net, ws, optimizer, X, y, lr, backprop, weights, tally, masks_rng)
+        real(*args)
+    monkeypatch.setattr(training, "train_step", spy)
+    X, y = rings(60, 5)
+    trainer = Trainer.new(TrainConfig(hidden=[5], batch_size=20, seed=0, train_metrics=metrics), 2, 2)
+    for _ in range(2):
+        trainer.run_epoch(X, y)
+    assert len(tallies) == 6
+    if metrics == "exact":
+        assert tallies == [None] * 6 and trainer.state.tally == Tally()
+    else:
+        assert all(isinstance(t, Tally) for t in tallies) and trainer.state.tally.weight == 60
+
+
 @pytest.mark.parametrize("backprop", ["matrix", "loop"])
 def test_unit_weights_are_no_weights_bit_for_bit_and_integer_weights_repeat_rows(backprop: str) -> None:
     X, y = rings(60, 5)

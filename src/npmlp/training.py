@@ -339,7 +339,8 @@ class Trainer:
         tally = st.tally if self.config.train_metrics == "running" else None
         if st.batch == 0 or st.rng_epoch_start is None:
             st.rng_epoch_start = dict(self.rng.bit_generator.state)
-            st.tally = tally = Tally() if tally is not None else st.tally
+            if tally is not None:  # NOTE: exact metrics keep tally None: their steps count nothing
+                st.tally = tally = Tally()
         else:  # resuming mid-epoch: redraw the very same permutation
             self.rng.bit_generator.state = st.rng_epoch_start
         order = self.rng.permutation(X.shape[0])
