@@ -216,7 +216,14 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
             "step_gather_rule_over_gemm": ((med["step-gather"] - med["update-sgd"] + med["update-only"]) / g
                                            if "update-sgd" in med else med["step-gather"] / g),
             "npmlp_over_gemm": med["npmlp-matrix"] / g,
-            "npmlp_over_gemm_best": min(runs["npmlp-matrix"]) / min(runs["gemm-only"])}
+            "npmlp_over_gemm_best": min(runs["npmlp-matrix"]) / min(runs["gemm-only"]),
+            # paired round by round: a slow phase hits both sides of each ratio
+            "npmlp_over_step_paired": {s: paired_ratio(runs["npmlp-matrix"], runs[f"step-{s}"]) for s in SOURCES}}
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """The median over rounds of ``a[i] / b[i]``: epoch against epoch of the same round."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                   "(the inlined SGD step, its P -= G swapped for the rule's update)")
         print(f"  npmlp-matrix:              {d['npmlp_over_gemm']:.3f}x gemm-only "
               f"(fastest rounds: {d['npmlp_over_gemm_best']:.3f}x)")
+        paired = d["npmlp_over_step_paired"]
+        print("  npmlp-matrix over each inlined step, the median of the rounds' ratios: "
+              + ", ".join(f"{s} {paired[s]:.3f}x" for s in SOURCES))
     return 0
 
 

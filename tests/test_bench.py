@@ -233,6 +233,13 @@ def test_floor_benchmark_reports_its_arithmetic(tiny: tuple[np.ndarray, np.ndarr
     assert math.isclose(doc["npmlp_over_gemm"], med["npmlp-matrix"] / g)
     for s in steps:
         assert math.isclose(doc[f"{s.replace('-', '_')}_over_gemm"], med[s] / g)
+        assert doc["npmlp_over_step_paired"][s[5:]] > 0
+
+
+def test_the_floor_pairs_npmlp_with_each_step_round_by_round() -> None:
+    # A slow round for one side (npmlp's 10 s) is one ratio of three, not a shifted median:
+    # the ratio of the medians would say 3x.
+    assert load_floor().paired_ratio([1.0, 3.0, 10.0], [1.0, 3.0, 1.0]) == 1.0
 
 
 @pytest.mark.parametrize("source", ["gather", "prefetch"])
