@@ -199,6 +199,7 @@ def floor(name: str, repeats: int, threads: int | None, *, data: tuple | None = 
               **{f"step-{s}": step_floor(p, s)[0] for s in SOURCES}}
     if p.optimizer != "sgd":
         epochs["update-sgd"] = update_epoch(Problem(**{**vars(p), "l1": 0.0, "l2": 0.0}), optimizer="sgd")
+
     def log(line: str) -> None:
         print(f"[{name}] {line}", file=sys.stderr)
 
