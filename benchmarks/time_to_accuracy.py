@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from npmlp.bench import STEADY as BENCH_STEADY
 from npmlp.bench import pinned_threads
 from npmlp.datasets import load_dataset
 from npmlp.minibatches import usable_cpus
@@ -124,8 +125,8 @@ def median_or_none(values: Sequence[float | None]) -> float | None:
 
 
 #: An epoch pair is steady when both epochs are within this fraction of their implementation's
-#: fastest (the machine's slow phases double npmlp's epochs, see npmlp.bench.STEADY).
-STEADY = 0.20
+#: fastest: the bench's margin for npmlp's epoch (the machine's slow phases double it).
+STEADY = BENCH_STEADY[1]
 
 
 def steady_epochs(curves: dict[str, list[dict[str, list[float]]]]) -> dict[str, Any] | None:

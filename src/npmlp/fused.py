@@ -128,8 +128,9 @@ def _cast(dtype: np.dtype[Any]) -> Callable[[Any], Any]:
     return float if dtype == np.float64 else dtype.type
 
 
+@cache
 def _scalars(dtype: np.dtype[Any]) -> tuple[Any, Any]:
-    """0 and 1 in ``dtype``, for the compiled loops."""
+    """0 and 1 in ``dtype``, for the compiled loops (made once per dtype: the rect loops ask every step)."""
     t = _cast(dtype)
     return t(0), t(1)
 

@@ -38,7 +38,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -525,9 +525,15 @@ class _Plan:
     """
 
     key: tuple[Any, ...]
-    split: list[Block]  # heavy jobs, shared out in row blocks (see update_into)
+    split: list[Block]  # heavy jobs, each over all its rows
     whole: list[Block]  # the rest, each run in one go
     arrays: tuple[Array, ...]  # the arrays its jobs work on, each checked by identity before a step
+    blocks: list[Block] = field(init=False)  # the heavy jobs cut into BLOCKS row blocks, for two threads
+    in_turn: list[Block] = field(init=False)  # every job whole, for one thread
+
+    def __post_init__(self) -> None:
+        self.blocks = [block for job, _, rows in self.split for block in _blocks(job, rows, BLOCKS)]
+        self.in_turn = self.split + self.whole
 
 
 @functools.cache
@@ -600,14 +606,14 @@ def update_into(net: MLP, ws: Workspace, optimizer: Optimizer, lr: float, scale:
     threaded = ws.choose_split()
     tic = time.perf_counter()
     if threaded:
-        _run_split(ws, plan.split, plan.whole, consts)
+        _run_split(ws, plan.blocks, plan.whole, consts)
     else:
-        _run_jobs(plan.split + plan.whole, consts)
+        _run_jobs(plan.in_turn, consts)
     ws.record_split(threaded, time.perf_counter() - tic)
 
 
-def _run_split(ws: Workspace, split: list[Block], whole: list[Block], consts: tuple[float, ...]) -> None:
-    claims = _Claims([block for job, _, rows in split for block in _blocks(job, rows, BLOCKS)], consts)
+def _run_split(ws: Workspace, blocks: list[Block], whole: list[Block], consts: tuple[float, ...]) -> None:
+    claims = _Claims(blocks, consts)
     done = ws.helper().submit(claims.run)
     try:
         _run_jobs(whole, consts)
